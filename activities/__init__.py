@@ -1,0 +1,1 @@
+"""Activities grouped by concern (persistence, llm, psa, notify); each class receives its clients."""

@@ -1,0 +1,1 @@
+"""The thin HTTP layer: validate, authorize, then call a workflow or a repository."""

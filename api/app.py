@@ -1,0 +1,59 @@
+"""The FastAPI application factory and its lifespan (one engine and one Temporal client per process)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import account, auth, health
+from api.temporal import TemporalGateway
+from core.config import Settings, get_settings
+from db.session import make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Backend for MSP help desks: L1 decision-tree walks, AI-assisted troubleshooting sessions,
+fix verification, escalation handoffs and PSA (ConnectWise) write-back. Every long-lived
+process is a durable Temporal workflow; this API validates, authorizes and forwards.
+
+Authenticate with `POST /api/v1/auth/login/json` (or the **Authorize** button) and send
+`Authorization: Bearer <token>`. Errors are `{"detail": ...}`; lists take `limit`/`offset`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; `settings` defaults to the environment's."""
+    settings = settings or get_settings()
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url or "")
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.session_factory = make_session_factory(engine)
+        app.state.temporal = TemporalGateway(settings)
+        log.info("API ready (temporal %s, namespace %s)", settings.temporal_address, settings.temporal_namespace)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="ResolutionFlow API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for module in (auth, account):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,136 @@
+"""The caller's account: users, subscription and settings."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import AdminUser, CurrentUser, OwnerUser, SessionDep
+from api.schemas.account import (
+    AccountOut,
+    AccountPreferences,
+    CreateUserRequest,
+    SettingsOut,
+    SubscriptionOut,
+    SubscriptionUpdate,
+    UpdateUserRequest,
+    UserOut,
+)
+from core.errors import Conflict, Forbidden, NotFound, RuleViolation
+from core.security import hash_password
+from db.models import ROLE_RANK, User
+from db.repositories.accounts import AccountRepository
+from db.repositories.users import UserRepository
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/account", tags=["account"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+
+
+@router.get("", response_model=AccountOut)
+async def get_account(user: CurrentUser, session: SessionDep) -> AccountOut:
+    """The caller's account and subscription."""
+    repo = AccountRepository(session)
+    account = await repo.get(user.account_id)
+    if account is None:
+        raise NotFound("Account not found")
+    sub = await repo.get_subscription(account.id)
+    return AccountOut(
+        id=account.id, name=account.name, created_at=account.created_at,
+        subscription=SubscriptionOut.model_validate(sub) if sub else None,
+    )
+
+
+@router.get("/users", response_model=list[UserOut])
+async def list_users(user: CurrentUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> list[UserOut]:
+    """Live users of the caller's account (paginated with limit/offset)."""
+    rows = await UserRepository(session).list_for_account(user.account_id, limit=limit, offset=offset)
+    return [UserOut.model_validate(u) for u in rows]
+
+
+def _check_may_grant(actor: User, role: str) -> None:
+    # An admin may not mint owners or admins above their own rank.
+    if ROLE_RANK[role] > ROLE_RANK[actor.account_role]:
+        raise Forbidden(f"You may not grant the {role} role (you are {actor.account_role})")
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep) -> UserOut:
+    """Add a user to the caller's account."""
+    _check_may_grant(actor, body.account_role)
+    users = UserRepository(session)
+    if await users.get_by_email(body.email) is not None:
+        raise Conflict("A user with this email already exists")
+    user = await users.create(
+        account_id=actor.account_id, email=body.email, name=body.name,
+        hashed_password=hash_password(body.password), account_role=body.account_role,
+    )
+    await session.commit()
+    log.info("user %s added %s (%s) to account %s", actor.id, user.id, user.account_role, actor.account_id)
+    return UserOut.model_validate(user)
+
+
+async def _member(session: SessionDep, actor: User, user_id: uuid.UUID) -> User:
+    user = await UserRepository(session).get_in_account(actor.account_id, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+async def update_user(user_id: uuid.UUID, body: UpdateUserRequest, actor: AdminUser, session: SessionDep) -> UserOut:
+    """Change a user's role or active flag."""
+    user = await _member(session, actor, user_id)
+    if body.account_role is not None:
+        _check_may_grant(actor, body.account_role)
+    if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
+        raise Forbidden("You may not change a user whose role is above yours")
+    if user.id == actor.id and (body.is_active is False or body.account_role not in (None, actor.account_role)):
+        raise RuleViolation("You cannot deactivate or demote yourself; ask another admin")
+    user = await UserRepository(session).update(user, account_role=body.account_role, is_active=body.is_active)
+    await session.commit()
+    return UserOut.model_validate(user)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep) -> Response:
+    """Soft-delete a user (they can no longer log in)."""
+    user = await _member(session, actor, user_id)
+    if user.id == actor.id:
+        raise RuleViolation("You cannot delete yourself")
+    if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
+        raise Forbidden("You may not delete a user whose role is above yours")
+    await UserRepository(session).soft_delete(user)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/subscription", response_model=SubscriptionOut)
+async def put_subscription(body: SubscriptionUpdate, actor: OwnerUser, session: SessionDep) -> SubscriptionOut:
+    """Set plan and status (the hook a billing integration calls)."""
+    sub = await AccountRepository(session).set_subscription(actor.account_id, plan=body.plan, status=body.status)
+    await session.commit()
+    log.info("account %s subscription -> %s/%s", actor.account_id, body.plan, body.status)
+    return SubscriptionOut.model_validate(sub)
+
+
+@router.get("/settings", response_model=SettingsOut)
+async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
+    """The account's preferences."""
+    row = await AccountRepository(session).merge_preferences(actor.account_id, {})
+    await session.commit()  # the row is created on first read for accounts made before settings existed
+    return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
+
+
+@router.put("/settings", response_model=SettingsOut)
+async def put_settings(body: AccountPreferences, actor: AdminUser, session: SessionDep) -> SettingsOut:
+    """Merge the given preferences into the stored ones (a key set to null is removed)."""
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
+    await session.commit()
+    return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)

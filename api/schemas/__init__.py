@@ -1,0 +1,1 @@
+"""Wire models of the HTTP contract (request bodies and responses)."""

@@ -1,0 +1,144 @@
+"""Auth, user, account, subscription and settings payloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+Role = Literal["owner", "admin", "engineer", "l1_tech", "viewer"]
+SubscriptionStatus = Literal["active", "trialing", "past_due", "canceled", "unpaid", "incomplete"]
+
+PASSWORD = Field(min_length=8, max_length=200, description="At least 8 characters.")
+
+
+class RegisterRequest(BaseModel):
+    """Sign up: creates a new account owned by this user."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "dana@acme-msp.com", "password": "S3cure-pass!", "name": "Dana"}]}
+    )
+
+    email: EmailStr
+    password: str = PASSWORD
+    name: str = Field(min_length=1, max_length=200)
+    account_name: str | None = Field(default=None, max_length=200, description="Defaults to the user's name.")
+
+
+class LoginRequest(BaseModel):
+    """JSON login."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "dana@acme-msp.com", "password": "S3cure-pass!"}]}
+    )
+
+    email: EmailStr
+    password: str = Field(min_length=1, max_length=200)
+
+
+class TokenResponse(BaseModel):
+    """A bearer token for the Authorization header."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class UserOut(BaseModel):
+    """A user as clients see it (never the password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    name: str
+    account_id: uuid.UUID
+    account_role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreateUserRequest(BaseModel):
+    """An admin adds a user to their own account."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "sam@acme-msp.com", "name": "Sam", "password": "Welcome-123", "account_role": "l1_tech"}
+            ]
+        }
+    )
+
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    password: str = PASSWORD
+    account_role: Role = "engineer"
+
+
+class UpdateUserRequest(BaseModel):
+    """Change a user's role or deactivate them."""
+
+    account_role: Role | None = None
+    is_active: bool | None = None
+
+
+class SubscriptionOut(BaseModel):
+    """The account's plan and its status."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    plan: str
+    status: SubscriptionStatus
+    updated_at: datetime
+
+
+class SubscriptionUpdate(BaseModel):
+    """What a billing integration sets."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"plan": "pro", "status": "active"}]})
+
+    plan: str = Field(min_length=1, max_length=50)
+    status: SubscriptionStatus
+
+
+class AccountOut(BaseModel):
+    """The caller's account with its subscription."""
+
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    subscription: SubscriptionOut | None
+
+
+class AccountPreferences(BaseModel):
+    """Known preferences are typed; unknown keys are kept as given."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "cw_resolved_status_id": 42,
+                    "cw_escalated_status_id": 57,
+                    "default_escalation_recipient_ids": [],
+                    "pending_verification_reminder_minutes": [60, 240],
+                }
+            ]
+        },
+    )
+
+    cw_resolved_status_id: int | None = None
+    cw_escalated_status_id: int | None = None
+    default_escalation_recipient_ids: list[uuid.UUID] | None = None
+    pending_verification_reminder_minutes: list[int] | None = Field(
+        default=None, description="Reminder offsets for fixes awaiting verification, in minutes."
+    )
+
+
+class SettingsOut(BaseModel):
+    """The account's preferences."""
+
+    preferences: dict[str, Any]
+    updated_at: datetime

@@ -1,0 +1,1 @@
+"""Framework-free building blocks shared by the API, the worker and the CLI."""

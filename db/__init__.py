@@ -1,0 +1,1 @@
+"""The system of record: ORM models, the engine, and the repositories (the only code that writes SQL)."""

@@ -1,0 +1,6 @@
+"""All ORM models, imported here so Alembic and the repositories see one metadata."""
+
+from db.models.account import Account, AccountSettings, Subscription
+from db.models.user import ROLE_RANK, AccountRole, User
+
+__all__ = ["ROLE_RANK", "Account", "AccountRole", "AccountSettings", "Subscription", "User"]

@@ -1,0 +1,1 @@
+"""Repositories: the only modules that issue SQL. Each takes an AsyncSession."""

@@ -1,0 +1,94 @@
+"""Users of an account."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import User
+
+
+class UserRepository:
+    """Looks users up by id or email and changes them; lists are scoped to one account."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        """Any user by id (callers check the account)."""
+        return await self.session.get(User, user_id)
+
+    async def get_in_account(self, account_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+        """The user when it belongs to `account_id` and is not soft-deleted."""
+        result = await self.session.execute(
+            select(User).where(User.id == user_id, User.account_id == account_id, User.deleted_at.is_(None))
+        )
+        return result.scalar_one_or_none()
+
+    async def get_by_email(self, email: str) -> User | None:
+        """Case-insensitive email lookup."""
+        result = await self.session.execute(select(User).where(func.lower(User.email) == email.lower()))
+        return result.scalar_one_or_none()
+
+    async def create(
+        self, *, account_id: uuid.UUID, email: str, name: str, hashed_password: str, account_role: str
+    ) -> User:
+        """Insert a user (the caller checks the email is free)."""
+        user = User(
+            id=uuid.uuid4(),
+            account_id=account_id,
+            email=email.lower(),
+            name=name,
+            hashed_password=hashed_password,
+            account_role=account_role,
+            is_active=True,
+        )
+        self.session.add(user)
+        await self.session.flush()
+        await self.session.refresh(user)
+        return user
+
+    async def list_for_account(self, account_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[User]:
+        """Live users of the account, oldest first."""
+        result = await self.session.execute(
+            select(User)
+            .where(User.account_id == account_id, User.deleted_at.is_(None))
+            .order_by(User.created_at, User.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return result.scalars().all()
+
+    async def active_in_account(self, account_id: uuid.UUID, user_ids: Sequence[uuid.UUID]) -> Sequence[User]:
+        """Those of `user_ids` that are in the account, active and not deleted."""
+        if not user_ids:
+            return []
+        result = await self.session.execute(
+            select(User).where(
+                User.account_id == account_id,
+                User.id.in_(list(user_ids)),
+                User.is_active.is_(True),
+                User.deleted_at.is_(None),
+            )
+        )
+        return result.scalars().all()
+
+    async def update(self, user: User, *, account_role: str | None, is_active: bool | None) -> User:
+        """Change role and/or active flag."""
+        if account_role is not None:
+            user.account_role = account_role
+        if is_active is not None:
+            user.is_active = is_active
+        await self.session.flush()
+        await self.session.refresh(user)
+        return user
+
+    async def soft_delete(self, user: User) -> None:
+        """Stamp `deleted_at`; the row stays for audit and foreign keys."""
+        user.deleted_at = datetime.now(UTC)
+        user.is_active = False
+        await self.session.flush()

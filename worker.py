@@ -1,0 +1,61 @@
+"""The Temporal worker: registers every workflow and activity and runs until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registry import ActivityDeps, build_activities
+from core.config import Settings, get_settings
+from core.logging import configure_logging
+from core.temporal import connect_temporal
+from db.session import make_engine, make_session_factory
+from workflows.registry import ALL_WORKFLOWS
+
+log = logging.getLogger("worker")
+
+
+def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None = None) -> Worker:
+    """A worker on `task_queue` (default: the configured one) with everything registered."""
+    return Worker(
+        client,
+        task_queue=task_queue or deps.settings.temporal_task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=build_activities(deps),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Connect, serve until a stop signal, then drain in-flight tasks and exit."""
+    if not settings.database_url:
+        raise SystemExit("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
+    engine = make_engine(settings.database_url)
+    client = await connect_temporal(settings)
+    deps = ActivityDeps(settings=settings, session_factory=make_session_factory(engine))
+    worker = build_worker(client, deps)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling task queue %r on %s", settings.temporal_task_queue, settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        log.info("stop signal received; finishing in-flight tasks")
+    await engine.dispose()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    """Entry point for `python worker.py` and `rflow worker`."""
+    configure_logging()
+    asyncio.run(run_worker(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Durable workflows, one per file, with their sandbox-safe contracts beside them."""
