@@ -1,0 +1,1 @@
+"""Sandbox-safe pydantic models exchanged between workflows, activities and the API."""

@@ -1,0 +1,174 @@
+"""Inputs and outputs of the LLM operations (what the `llm.*` activities take and return).
+
+Every output names the `provider` that produced it so nothing pretends a model answered.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ConfidenceTier = Literal["discovery", "exploring", "guided"]
+FixOutcome = Literal["applied_success", "applied_failed", "applied_partial", "applied_pending", "dismissed"]
+
+
+def confidence_tier(confidence: float) -> ConfidenceTier:
+    """discovery < 0.4 <= exploring < 0.8 <= guided."""
+    if confidence < 0.4:
+        return "discovery"
+    return "exploring" if confidence < 0.8 else "guided"
+
+
+class LlmCallContext(BaseModel):
+    """Who the call is for (the usage ledger's account) and, optionally, what it is about."""
+
+    account_id: str
+    subject_id: str | None = Field(default=None, description="Session or walk the call serves.")
+
+
+# --- intake -------------------------------------------------------------------------------------
+
+
+class CategoryInfo(BaseModel):
+    """An L1 category the intake may choose."""
+
+    name: str
+    in_scope: bool = True
+
+
+class FlowSummary(BaseModel):
+    """An authored flow the intake may match."""
+
+    id: str
+    title: str
+    category: str
+    keywords: list[str] = []
+
+
+class ClassifyIntakeInput(BaseModel):
+    """`classify_intake(problem, categories, flows)`."""
+
+    context: LlmCallContext
+    problem: str
+    categories: list[CategoryInfo] = []
+    flows: list[FlowSummary] = []
+
+
+class IntakeClassification(BaseModel):
+    """match (with flow_id) / build / out_of_scope, plus a category and a one-line reason."""
+
+    outcome: Literal["match", "build", "out_of_scope"]
+    category: str
+    flow_id: str | None = None
+    reason: str = ""
+    provider: str
+
+
+# --- AI-built walk ------------------------------------------------------------------------------
+
+
+class WalkedStep(BaseModel):
+    """One answered question of a walk."""
+
+    node_id: str
+    question: str
+    answer: str
+
+
+class NextWalkNodeInput(BaseModel):
+    """`next_walk_node(problem, category, walked_path)`."""
+
+    context: LlmCallContext
+    problem: str
+    category: str
+    walked_path: list[WalkedStep] = []
+    force_conclusion: bool = Field(default=False, description="Depth cap reached: give a resolution now.")
+
+
+class WalkNodeSuggestion(BaseModel):
+    """A question with options, or a resolution. The server, not the model, assigns node ids."""
+
+    kind: Literal["question", "resolution"]
+    question: str | None = None
+    options: list[str] = []
+    resolution: str | None = None
+    escalate: bool = Field(default=False, description="The resolution is 'escalate to an engineer'.")
+    provider: str
+
+
+# --- AI session chat ----------------------------------------------------------------------------
+
+
+class ChatTurn(BaseModel):
+    """One message of a session transcript."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class ProposedFix(BaseModel):
+    """A candidate fix the model proposes."""
+
+    title: str
+    description: str
+    confidence_pct: int = Field(ge=0, le=100)
+
+
+class OutcomeProposal(BaseModel):
+    """The model's suggestion of how the active fix turned out."""
+
+    outcome: FixOutcome
+    reason: str
+
+
+class ChatReplyInput(BaseModel):
+    """`chat_reply(transcript, facts)`."""
+
+    context: LlmCallContext
+    transcript: list[ChatTurn]
+    facts: dict[str, str] = {}
+    active_fix: ProposedFix | None = None
+
+
+class ChatReply(BaseModel):
+    """The assistant's reply with its confidence and optional proposals."""
+
+    reply: str
+    confidence: float = Field(ge=0, le=1)
+    confidence_tier: ConfidenceTier
+    proposed_fix: ProposedFix | None = None
+    outcome_proposal: OutcomeProposal | None = None
+    provider: str
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+class SessionBundle(BaseModel):
+    """Everything a note, package or assessment is written from."""
+
+    context: LlmCallContext
+    problem_summary: str
+    transcript: list[ChatTurn] = []
+    fixes: list[dict[str, str | int | None]] = []
+    engineer_notes: str | None = None
+
+
+class MarkdownDocument(BaseModel):
+    """A generated markdown document (resolution note or escalation package)."""
+
+    markdown: str
+    provider: str
+    model: str
+
+
+class HandoffAssessment(BaseModel):
+    """The AI's read of a parked or escalated session for the senior who picks it up."""
+
+    summary_prose: str
+    what_we_know: list[str]
+    likely_cause: str
+    suggested_steps: list[str]
+    confidence: float = Field(ge=0, le=1)
+    provider: str
