@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"  # noqa: S105 - refused outside dev mode
+DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
 DEV_CREDENTIALS_KEY = "ZGV2LWluc2VjdXJlLWNyZWRlbnRpYWxzLWtleS0zMmI="  # base64 of 32 dev bytes
 
 
@@ -41,6 +42,20 @@ class Settings(BaseSettings):
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
 
+    llm_provider: Literal["auto", "anthropic", "offline"] = Field(
+        default="auto", description="auto = anthropic when ANTHROPIC_API_KEY is set, else the offline provider."
+    )
+    anthropic_timeout_s: float = Field(default=45.0, description="Per-request timeout of the Anthropic client.")
+    anthropic_max_retries: int = Field(default=0, description="SDK-level retries; 0 because Temporal retries.")
+    llm_model_classify_intake: str = "claude-haiku-4-5"
+    llm_model_next_walk_node: str = "claude-haiku-4-5"
+    llm_model_chat_discovery: str = "claude-haiku-4-5"
+    llm_model_chat_exploring: str = "claude-sonnet-4-6"
+    llm_model_chat_guided: str = "claude-sonnet-4-6"
+    llm_model_resolution_note: str = "claude-sonnet-4-6"
+    llm_model_escalation_package: str = "claude-sonnet-4-6"
+    llm_model_handoff_assessment: str = "claude-sonnet-4-6"
+
     smtp_host: str = "localhost"
     smtp_port: int = 1025
     smtp_sender: str = "resolutionflow@localhost"
@@ -55,6 +70,8 @@ class Settings(BaseSettings):
         if not self.dev_mode:
             if self.jwt_secret == DEV_JWT_SECRET:
                 raise ValueError("JWT_SECRET must be set (the built-in secret is only allowed in dev mode)")
+            if len(self.jwt_secret) < 32:
+                raise ValueError("JWT_SECRET must be at least 32 characters")
             if self.credentials_key == DEV_CREDENTIALS_KEY:
                 raise ValueError("CREDENTIALS_KEY must be set (the built-in key is only allowed in dev mode)")
         return self

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.schemas.account import LoginRequest, RegisterRequest, TokenResponse, UserOut
@@ -15,7 +16,6 @@ from core.errors import Conflict, NotAuthenticated
 from core.security import create_access_token, hash_password, verify_password
 from db.repositories.accounts import AccountRepository
 from db.repositories.users import UserRepository
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["auth"])
