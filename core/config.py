@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     dev_mode: bool = Field(default=False, description="Allows built-in secrets; set by `rflow dev`.")
     database_url: str | None = Field(default=None, description="postgresql+asyncpg URL; unset = embedded.")
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Embedded Postgres and Temporal data.")
+    api_host: str = Field(default="127.0.0.1", description="Interface `rflow api`/`rflow dev` bind the API to.")
+    api_port: int = Field(default=8000, description="Port of the HTTP API.")
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

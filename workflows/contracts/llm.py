@@ -5,9 +5,11 @@ Every output names the `provider` that produced it so nothing pretends a model a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.common import RetryPolicy
 
 ConfidenceTier = Literal["discovery", "exploring", "guided"]
 FixOutcome = Literal["applied_success", "applied_failed", "applied_partial", "applied_pending", "dismissed"]
@@ -129,6 +131,9 @@ class ChatReplyInput(BaseModel):
     transcript: list[ChatTurn]
     facts: dict[str, str] = {}
     active_fix: ProposedFix | None = None
+    current_confidence: float = Field(
+        default=0.0, ge=0, le=1, description="The session's confidence so far; its tier picks the model."
+    )
 
 
 class ChatReply(BaseModel):
@@ -172,3 +177,29 @@ class HandoffAssessment(BaseModel):
     suggested_steps: list[str]
     confidence: float = Field(ge=0, le=1)
     provider: str
+
+
+# --- how workflows call the `llm.*` activities --------------------------------------------------
+# e.g. `await workflow.execute_activity(LLM_CHAT_REPLY, inp, result_type=ChatReply,
+#          start_to_close_timeout=LLM_START_TO_CLOSE, schedule_to_close_timeout=LLM_SCHEDULE_TO_CLOSE,
+#          retry_policy=LLM_RETRY_POLICY)`
+LLM_CLASSIFY_INTAKE = "llm.classify_intake"
+LLM_NEXT_WALK_NODE = "llm.next_walk_node"
+LLM_CHAT_REPLY = "llm.chat_reply"
+LLM_RESOLUTION_NOTE = "llm.resolution_note"
+LLM_ESCALATION_PACKAGE = "llm.escalation_package"
+LLM_HANDOFF_ASSESSMENT = "llm.handoff_assessment"
+
+# One attempt may make two model calls (the corrective retry), each bounded by ANTHROPIC_TIMEOUT_S (45 s).
+LLM_START_TO_CLOSE = timedelta(seconds=120)
+# Overall budget, retries included: an interactive caller should give up (and say so) rather than hang.
+LLM_SCHEDULE_TO_CLOSE = timedelta(minutes=5)
+# Rate limits, overload, 5xx and timeouts retry with backoff (a provider's retry-after overrides the
+# interval); invalid output and 4xx are raised as non-retryable and fail at once.
+LLM_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=["LlmNonRetryableError", "LlmInvalidOutputError"],
+)

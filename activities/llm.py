@@ -1,0 +1,130 @@
+"""LLM activities: every model call of the product runs here, records a ledger row and maps failures
+to retryable / non-retryable ApplicationErrors (honouring a provider's retry-after).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from db.repositories.llm_usage import LlmUsageRepository
+from integrations.llm.base import LlmError, LlmProvider, LlmResult, LlmUsageReport, Operation
+from integrations.llm.pricing import estimate_cost
+from workflows.contracts.llm import (
+    LLM_CHAT_REPLY,
+    LLM_CLASSIFY_INTAKE,
+    LLM_ESCALATION_PACKAGE,
+    LLM_HANDOFF_ASSESSMENT,
+    LLM_NEXT_WALK_NODE,
+    LLM_RESOLUTION_NOTE,
+    ChatReply,
+    ChatReplyInput,
+    ClassifyIntakeInput,
+    HandoffAssessment,
+    IntakeClassification,
+    LlmCallContext,
+    MarkdownDocument,
+    NextWalkNodeInput,
+    SessionBundle,
+    WalkNodeSuggestion,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+
+class LlmActivities:
+    """The `llm.*` activities, bound to one provider and the ledger's database."""
+
+    def __init__(self, provider: LlmProvider, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self.provider = provider
+        self._session_factory = session_factory
+
+    @activity.defn(name=LLM_CLASSIFY_INTAKE)
+    async def classify_intake(self, data: ClassifyIntakeInput) -> IntakeClassification:
+        """match / build / out_of_scope for an L1 intake."""
+        return await self._run("classify_intake", data.context, lambda: self.provider.classify_intake(data))
+
+    @activity.defn(name=LLM_NEXT_WALK_NODE)
+    async def next_walk_node(self, data: NextWalkNodeInput) -> WalkNodeSuggestion:
+        """The next question or the resolution of an AI-built walk."""
+        return await self._run("next_walk_node", data.context, lambda: self.provider.next_walk_node(data))
+
+    @activity.defn(name=LLM_CHAT_REPLY)
+    async def chat_reply(self, data: ChatReplyInput) -> ChatReply:
+        """The assistant's next message in a troubleshooting session."""
+        return await self._run("chat_reply", data.context, lambda: self.provider.chat_reply(data))
+
+    @activity.defn(name=LLM_RESOLUTION_NOTE)
+    async def resolution_note(self, data: SessionBundle) -> MarkdownDocument:
+        """The customer-visible resolution note."""
+        return await self._run("resolution_note", data.context, lambda: self.provider.resolution_note(data))
+
+    @activity.defn(name=LLM_ESCALATION_PACKAGE)
+    async def escalation_package(self, data: SessionBundle) -> MarkdownDocument:
+        """The internal escalation package."""
+        return await self._run("escalation_package", data.context, lambda: self.provider.escalation_package(data))
+
+    @activity.defn(name=LLM_HANDOFF_ASSESSMENT)
+    async def handoff_assessment(self, data: SessionBundle) -> HandoffAssessment:
+        """The AI assessment shown to the senior who claims a handoff."""
+        return await self._run("handoff_assessment", data.context, lambda: self.provider.handoff_assessment(data))
+
+    def all(self) -> list[Callable[..., Awaitable[BaseModel]]]:
+        """Every activity method, for the worker."""
+        return [self.classify_intake, self.next_walk_node, self.chat_reply, self.resolution_note,
+                self.escalation_package, self.handoff_assessment]
+
+    async def _run(
+        self, operation: Operation, context: LlmCallContext, call: Callable[[], Awaitable[LlmResult[T]]]
+    ) -> T:
+        try:
+            account_id = uuid.UUID(context.account_id)
+        except ValueError:
+            raise ApplicationError(f"context.account_id is not a UUID: {context.account_id!r}",
+                                   type="LlmBadInput", non_retryable=True) from None
+        try:
+            result = await call()
+        except LlmError as exc:
+            usage = exc.usage or LlmUsageReport(provider=self.provider.name, model="unknown")
+            await self._record(operation, account_id, context, usage, error=f"{type(exc).__name__}: {exc}")
+            delay = timedelta(seconds=exc.retry_after_s) if exc.retry_after_s else None
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not exc.retryable,
+                                   next_retry_delay=delay) from exc
+        except Exception as exc:
+            # A bug rather than a provider failure: record it, then let Temporal's policy decide.
+            usage = LlmUsageReport(provider=self.provider.name, model="unknown")
+            await self._record(operation, account_id, context, usage, error=f"{type(exc).__name__}: {exc}")
+            raise
+        await self._record(operation, account_id, context, result.usage, error=None)
+        return result.output
+
+    async def _record(
+        self, operation: Operation, account_id: uuid.UUID, context: LlmCallContext, usage: LlmUsageReport,
+        *, error: str | None,
+    ) -> None:
+        cost = estimate_cost(usage)
+        try:
+            async with self._session_factory() as session:
+                await LlmUsageRepository(session).record(
+                    account_id=account_id, operation=operation, provider=usage.provider, model=usage.model,
+                    subject_id=context.subject_id[:64] if context.subject_id else None,
+                    input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                    cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+                    latency_ms=usage.latency_ms, cost_usd=cost, succeeded=error is None, error=error,
+                )
+                await session.commit()
+        except Exception:
+            # Failing the activity here would repeat a call that was already paid for; log the row
+            # loudly instead so it can be reconciled.
+            log.exception("could not record LLM usage for account %s: %s %s/%s in=%d out=%d cost=%s error=%s",
+                          account_id, operation, usage.provider, usage.model, usage.input_tokens,
+                          usage.output_tokens, cost, error)

@@ -1,0 +1,1 @@
+"""Clients of third-party systems (LLM, PSA); activities use them, workflows never do."""

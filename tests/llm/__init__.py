@@ -1,0 +1,1 @@
+"""Tests of the LLM layer: providers, activities, usage ledger and its API."""
