@@ -1,0 +1,1 @@
+"""The `rflow` command line: the one-command dev stack and the production entry points."""

@@ -1,0 +1,305 @@
+"""`rflow dev`: PostgreSQL, Temporal (with its Web UI), the worker and the API in one terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from cli.database import DEV_DATABASE, EmbeddedPostgres, ensure_database, migrate
+from cli.processes import Child, command_succeeds, http_status, pid_alive, port_in_use, stop_children
+from core.binaries import temporal_cli_path
+from core.config import PROJECT_ROOT, Settings
+from core.temporal import search_attribute_cli_args
+
+PIDS_FILE = "dev.pids"
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """What `rflow dev` binds and where it keeps its state."""
+
+    host: str
+    api_port: int
+    temporal_port: int
+    ui_port: int
+    data_dir: Path
+    timeout_s: float
+
+    @property
+    def connect_host(self) -> str:
+        """The address clients use (a wildcard bind is reached over loopback)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+
+
+class StartupError(Exception):
+    """The stack cannot start; the message says why and what to do."""
+
+
+class _StopRequested(Exception):
+    pass
+
+
+class _ChildDied(Exception):
+    pass
+
+
+def say(message: str) -> None:
+    """Progress for the person at the terminal."""
+    print(f"rflow: {message}", flush=True)
+
+
+class DevStack:
+    """Starts the parts in dependency order, supervises them, and stops them in reverse order."""
+
+    def __init__(self, settings: Settings, options: DevOptions) -> None:
+        self.settings = settings
+        self.opt = options
+        self.data_dir = options.data_dir.resolve()
+        self.children: dict[str, Child] = {}
+        self.postgres: EmbeddedPostgres | None = None
+        self.database_url = ""
+        self.stop_signal: str | None = None
+        self.force = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start everything, wait for a stop signal or a crash, stop everything; the exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        started = time.monotonic()
+        code = 0
+        try:
+            self._start()
+            self._write_pids()
+            self._print_summary(time.monotonic() - started)
+            while True:
+                self._check()
+                time.sleep(0.2)
+        except _StopRequested:
+            say(f"{self.stop_signal} received; stopping")
+        except _ChildDied as exc:
+            say(f"{exc}; stopping the rest")
+            code = 1
+        except StartupError as exc:
+            say(f"cannot start: {exc}")
+            code = 1
+        except Exception:
+            if self.stop_signal is None:
+                raise  # a bug, not a stop: the traceback matters (the finally still stops everything)
+            # Ctrl-C also reaches the helpers we run in the foreground (initdb, pg_ctl) and fails them.
+            say(f"{self.stop_signal} received during startup; stopping")
+        finally:
+            self._shutdown()
+        say("stopped" if code == 0 else f"stopped after a failure (exit code {code})")
+        return code
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only set flags here: every blocking step polls them, so no half-registered child is lost.
+        if self.stop_signal is None:
+            self.stop_signal = signal.Signals(signum).name
+        else:
+            self.force = True
+
+    def _check(self) -> None:
+        """Raise if a stop was requested or a part died."""
+        if self.stop_signal is not None:
+            raise _StopRequested
+        for name, child in self.children.items():
+            code = child.exited()
+            if code is not None and not child.expected_exit:
+                tail = child.log_tail()
+                detail = f" (last lines of {child.log}):\n{tail}" if tail else ""
+                raise _ChildDied(f"{name} (pid {child.pid}) exited unexpectedly with code {code}{detail}")
+        if self.postgres is not None and self.postgres.started and not self.postgres.alive():
+            raise _ChildDied("the embedded PostgreSQL exited unexpectedly "
+                             f"(see {self.postgres.pgdata / 'log'})")
+
+    def _wait(self, what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.opt.timeout_s
+        while not ready():
+            self._check()
+            if time.monotonic() > deadline:
+                raise StartupError(f"{what} not ready after {self.opt.timeout_s:.0f} s")
+            time.sleep(0.1)
+
+    # --- starting --------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._refuse_second_instance()
+        self._refuse_busy_ports()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._start_temporal()  # boots in the background while the database starts and migrates
+        self._start_database()
+        self._check()
+        say("waiting for Temporal")
+        self._wait("Temporal", self._temporal_ready)
+        env = self._child_env()
+        say("starting the worker and the API")
+        self.children["worker"] = Child("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")],
+                                        env=env, cwd=PROJECT_ROOT)
+        self.children["api"] = Child("api", [
+            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+            "--host", self.opt.host, "--port", str(self.opt.api_port),
+        ], env=env, cwd=PROJECT_ROOT)
+        self._wait("API /healthz", lambda: http_status(f"{self.api_url}/healthz") == 200)
+        self._wait("worker polling its task queue", self._worker_polling)
+
+    def _refuse_second_instance(self) -> None:
+        pids_file = self.data_dir / PIDS_FILE
+        try:
+            owner = int(json.loads(pids_file.read_text())["rflow"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if owner != os.getpid() and pid_alive(owner):
+            raise StartupError(f"another `rflow dev` (pid {owner}) is using {self.data_dir}; "
+                               "stop it first or pass --data-dir")
+
+    def _refuse_busy_ports(self) -> None:
+        for flag, port in (("--api-port", self.opt.api_port), ("--temporal-port", self.opt.temporal_port),
+                           ("--ui-port", self.opt.ui_port)):
+            if port_in_use(self.opt.connect_host, port):
+                raise StartupError(f"port {port} is already in use; stop what holds it or pass {flag}")
+
+    def _start_temporal(self) -> None:
+        sqlite = self.data_dir / "temporal.sqlite"
+        say(f"starting Temporal on {self.temporal_address} (Web UI :{self.opt.ui_port}, state in {sqlite})")
+        argv = [
+            temporal_cli_path(), "server", "start-dev",
+            "--ip", self.opt.host, "--port", str(self.opt.temporal_port), "--ui-port", str(self.opt.ui_port),
+            "--db-filename", str(sqlite), "--log-level", "warn", *search_attribute_cli_args(),
+        ]
+        if self.settings.temporal_namespace != "default":
+            argv += ["--namespace", self.settings.temporal_namespace]
+        self.children["temporal"] = Child("temporal", argv, env=dict(os.environ), cwd=self.data_dir,
+                                          log=self.data_dir / "logs" / "temporal.log")
+
+    def _start_database(self) -> None:
+        if self.settings.database_url:
+            self.database_url = self.settings.database_url
+            say(f"using DATABASE_URL ({self.database_url.rsplit('@', 1)[-1]})")
+        else:
+            pgdata = self.data_dir / "postgres"
+            say(f"starting the embedded PostgreSQL (data in {pgdata})")
+            self.postgres = EmbeddedPostgres(pgdata)
+            try:
+                admin_url = self.postgres.start()
+            except (subprocess.SubprocessError, OSError) as exc:
+                self._check()  # interrupted: report the stop, not the helper it killed
+                raise StartupError(f"the embedded PostgreSQL did not start ({exc}); see {pgdata / 'log'}") from exc
+            self.database_url = ensure_database(admin_url, DEV_DATABASE)
+        self._check()
+        say("migrating the database to the newest revision")
+        migrate(self.database_url)
+
+    def _temporal_ready(self) -> bool:
+        if not port_in_use(self.opt.connect_host, self.opt.temporal_port):
+            return False
+        return command_succeeds([temporal_cli_path(), "operator", "namespace", "describe",
+                                 "--namespace", self.settings.temporal_namespace,
+                                 "--address", self.temporal_address])
+
+    def _worker_polling(self) -> bool:
+        """True once a worker polls our task queue (so the first workflow call is served)."""
+        argv = [temporal_cli_path(), "task-queue", "describe", "--task-queue", self.settings.temporal_task_queue,
+                "--namespace", self.settings.temporal_namespace, "--address", self.temporal_address,
+                "--output", "json"]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False).stdout
+        except (subprocess.TimeoutExpired, OSError):
+            return False
+        return '"identity"' in out  # a poller entry names its worker identity
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "DATABASE_URL": self.database_url,
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_NAMESPACE": self.settings.temporal_namespace,
+            "TEMPORAL_TASK_QUEUE": self.settings.temporal_task_queue,
+            "DATA_DIR": str(self.data_dir),
+            "DEV_MODE": "true",
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    # --- reporting -------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """Where the API answers."""
+        return f"http://{self.opt.connect_host}:{self.opt.api_port}"
+
+    @property
+    def temporal_address(self) -> str:
+        """Where Temporal's frontend answers (gRPC)."""
+        return f"{self.opt.connect_host}:{self.opt.temporal_port}"
+
+    def pids(self) -> dict[str, int | None]:
+        """Every process the stack runs, by part."""
+        pids: dict[str, int | None] = {"rflow": os.getpid()}
+        pids.update({name: child.pid for name, child in self.children.items()})
+        pids["postgres"] = self.postgres.pid if self.postgres else None
+        return pids
+
+    def _write_pids(self) -> None:
+        (self.data_dir / PIDS_FILE).write_text(json.dumps(self.pids()) + "\n")
+
+    def _print_summary(self, elapsed: float) -> None:
+        db_where = "embedded, data in " + str(self.data_dir / "postgres") if self.postgres else "DATABASE_URL"
+        pids = " ".join(f"{k}={v}" for k, v in self.pids().items() if v)
+        rows = [
+            ("API", self.api_url),
+            ("API docs", f"{self.api_url}/docs"),
+            ("Temporal UI", f"http://{self.opt.connect_host}:{self.opt.ui_port}"),
+            ("Temporal", f"{self.temporal_address} (namespace {self.settings.temporal_namespace}, "
+                         f"task queue {self.settings.temporal_task_queue})"),
+            ("Database", f"{self.database_url} ({db_where})"),
+            ("Data dir", f"{self.data_dir} (Temporal log: logs/temporal.log)"),
+            ("Processes", pids),
+        ]
+        width = max(len(label) for label, _ in rows)
+        lines = [f"  {label:<{width}}  {value}" for label, value in rows]
+        print("\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything", *lines, ""]),
+              flush=True)
+
+    # --- stopping --------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        # Reverse dependency order: the API and the worker first (the worker drains its in-flight
+        # tasks while Temporal is still up), then Temporal, then the database they all used.
+        front = [c for name, c in self.children.items() if name in ("api", "worker")]
+        if front:
+            say("stopping the API and the worker")
+            stop_children(front, timeout=15, force=lambda: self.force)
+        if "temporal" in self.children:
+            say("stopping Temporal")
+            stop_children([self.children["temporal"]], timeout=10, force=lambda: self.force)
+        if self.postgres is not None:
+            say("stopping the embedded PostgreSQL")
+            try:
+                self.postgres.stop()
+            except Exception as exc:  # report and go on: the pids file must still be removed
+                say(f"could not stop the embedded PostgreSQL cleanly: {exc}")
+        self._remove_pids()
+
+    def _remove_pids(self) -> None:
+        pids_file = self.data_dir / PIDS_FILE
+        try:
+            if json.loads(pids_file.read_text()).get("rflow") == os.getpid():
+                pids_file.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass  # absent, or another instance's file: leave it
+
+
+def run_dev(settings: Settings, options: DevOptions) -> int:
+    """Run the whole stack until Ctrl-C/SIGTERM (exit 0) or until a part dies (exit 1)."""
+    return DevStack(settings, options).run()

