@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.llm import LlmActivities
+from activities.notify import NotifyActivities
+from activities.persistence import PersistenceActivities
 from core.config import Settings
+from integrations.llm.base import LlmProvider
+from integrations.llm.factory import build_llm_provider
 
 
 @dataclass
@@ -17,9 +22,15 @@ class ActivityDeps:
 
     settings: Settings
     session_factory: async_sessionmaker[AsyncSession]
+    llm: LlmProvider | None = field(default=None)  # None: built from settings (anthropic or offline)
 
 
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     """Every activity callable, bound to `deps`."""
     activities: list[Callable[..., Any]] = []
+    persistence = PersistenceActivities(deps.session_factory)
+    activities += [persistence.load_walk, persistence.save_walk, persistence.resolve_walk, persistence.escalate_walk]
+    activities += [NotifyActivities(deps.settings).send_email]
+    llm = deps.llm if deps.llm is not None else build_llm_provider(deps.settings)
+    activities += LlmActivities(llm, deps.session_factory).all()
     return activities

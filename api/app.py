@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import account, auth, health
+from api.routes import account, ai_usage, auth, flow_proposals, health, l1
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
 from db.session import make_engine, make_session_factory
@@ -54,6 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (auth, account):
+    for module in (auth, account, ai_usage, l1, flow_proposals):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

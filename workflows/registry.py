@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from workflows.echo import EchoWorkflow
+from workflows.l1_intake import L1IntakeWorkflow
+from workflows.walk_session import WalkSessionWorkflow
 
-ALL_WORKFLOWS: list[type] = [EchoWorkflow]
+ALL_WORKFLOWS: list[type] = [EchoWorkflow, WalkSessionWorkflow, L1IntakeWorkflow]

@@ -1,0 +1,144 @@
+"""L1 intake and escalate-without-walk: ticket, classification, session row, then the walk's workflow."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import NotFound
+from db.models import L1Category, L1Flow, L1WalkSession, User
+from db.repositories.l1_catalog import CategoryRepository, FlowRepository
+from db.repositories.l1_sessions import WalkSessionRepository
+from db.repositories.l1_tickets import InternalTicketRepository
+from services.walks import WalkCommands
+from workflows.contracts.llm import CategoryInfo, ClassifyIntakeInput, FlowSummary, LlmCallContext
+from workflows.contracts.walk import EscalateInput, EscalateResult, WalkNode
+
+log = logging.getLogger(__name__)
+Outcome = Literal["match", "build", "out_of_scope", "adhoc"]
+KIND_BY_OUTCOME: dict[str, str] = {"match": "flow", "build": "ai_build", "adhoc": "adhoc"}
+MAX_FLOWS_OFFERED = 200
+
+
+@dataclass
+class IntakeOutcome:
+    """What intake decided and what it created."""
+
+    outcome: Outcome
+    ticket_id: uuid.UUID
+    category: str | None
+    message: str
+    session: L1WalkSession | None = None
+    pending_node: WalkNode | None = None
+
+
+@dataclass
+class _Decision:
+    outcome: Outcome
+    category: str | None
+    message: str
+    flow: L1Flow | None = None
+
+
+async def _decide(
+    session: AsyncSession, walks: WalkCommands, user: User, problem: str, flow_id: uuid.UUID | None, adhoc: bool
+) -> _Decision:
+    flows = FlowRepository(session)
+    if adhoc:
+        return _Decision("adhoc", None, "Ad hoc walk started: take notes, then resolve or escalate it.")
+    if flow_id is not None:
+        flow = await flows.get_in_account(user.account_id, flow_id)
+        if flow is None:
+            raise NotFound("Flow not found")
+        return _Decision("match", flow.category, f"Walking the flow you chose: '{flow.title}'.", flow)
+    categories = await CategoryRepository(session).list_for_account(user.account_id)
+    offered = await flows.list_for_account(user.account_id, limit=MAX_FLOWS_OFFERED, offset=0)
+    await session.commit()  # release the pooled connection while the model thinks
+    verdict = await walks.classify_intake(ClassifyIntakeInput(
+        context=LlmCallContext(account_id=str(user.account_id)),
+        problem=problem,
+        categories=[CategoryInfo(name=c.name, in_scope=c.in_scope) for c in categories],
+        flows=[FlowSummary(id=str(f.id), title=f.title, category=f.category, keywords=f.keywords) for f in offered],
+    ))
+    by_id = {str(f.id): f for f in offered}
+    category = _known(categories, verdict.category)
+    if verdict.outcome == "match" and verdict.flow_id in by_id:
+        flow = by_id[verdict.flow_id or ""]
+        return _Decision("match", flow.category, f"Matched the flow '{flow.title}': walk it step by step.", flow)
+    if verdict.outcome == "out_of_scope" or (category is not None and not category.in_scope):
+        name = category.name if category else verdict.category
+        why = f" ({verdict.reason})" if verdict.reason else ""
+        return _Decision("out_of_scope", name,
+                         f"This looks like a {name} problem, which is outside L1 scope{why}. Walk it ad hoc "
+                         "(POST /l1/intake with adhoc=true) or escalate it (POST /l1/escalate-without-walk).")
+    name = category.name if category else verdict.category
+    return _Decision("build", name, "No authored flow matches; the assistant builds the walk one question "
+                                    f"at a time (answered by {verdict.provider}).")
+
+
+def _known(categories: Sequence[L1Category], name: str) -> L1Category | None:
+    wanted = name.strip().casefold()
+    return next((c for c in categories if c.name.casefold() == wanted), None)
+
+
+async def run_intake(
+    session: AsyncSession,
+    walks: WalkCommands,
+    user: User,
+    *,
+    problem: str,
+    customer_name: str | None = None,
+    customer_contact: str | None = None,
+    flow_id: uuid.UUID | None = None,
+    adhoc: bool = False,
+) -> IntakeOutcome:
+    """Decide, open an internal ticket, and (unless out of scope) start the walk and serve its first node."""
+    await CategoryRepository(session).ensure_defaults(user.account_id)
+    await session.commit()
+    decision = await _decide(session, walks, user, problem, flow_id, adhoc)
+    ticket = await InternalTicketRepository(session).create(
+        account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
+        customer_name=customer_name, customer_contact=customer_contact,
+    )
+    if decision.outcome == "out_of_scope":
+        await session.commit()
+        return IntakeOutcome("out_of_scope", ticket.id, decision.category, decision.message)
+    row = await WalkSessionRepository(session).create(
+        account_id=user.account_id, created_by_user_id=user.id,
+        session_kind=KIND_BY_OUTCOME[decision.outcome], ticket_id=str(ticket.id), category=decision.category,
+        problem_text=problem, flow_id=decision.flow.id if decision.flow else None,
+    )
+    await session.commit()  # the workflow loads the row, so it must be visible first
+    opened = await walks.open(row)
+    log.info("intake %s: %s session %s for account %s", decision.outcome, row.session_kind, row.id,
+             user.account_id)
+    return IntakeOutcome(decision.outcome, ticket.id, decision.category, decision.message, row, opened.pending_node)
+
+
+async def escalate_without_walk(
+    session: AsyncSession,
+    walks: WalkCommands,
+    user: User,
+    *,
+    problem: str,
+    reason_category: str,
+    reason: str | None,
+    category: str | None = None,
+    key: str | None = None,
+) -> tuple[L1WalkSession, EscalateResult]:
+    """An internal ticket and an adhoc session, escalated at once (recipients are notified)."""
+    ticket = await InternalTicketRepository(session).create(
+        account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
+    )
+    row = await WalkSessionRepository(session).create(
+        account_id=user.account_id, created_by_user_id=user.id, session_kind="adhoc",
+        ticket_id=str(ticket.id), category=category, problem_text=problem,
+    )
+    await session.commit()
+    result = await walks.escalate(row, EscalateInput(reason_category=reason_category, reason=reason), key)
+    return row, result

@@ -1,0 +1,71 @@
+"""Helpers shared by the L1 tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.helpers import add_member, make_user
+
+PRINTER_TREE: dict[str, Any] = {
+    "root": "power",
+    "nodes": {
+        "power": {"question": "Is the printer's power light on?", "options": [
+            {"label": "Yes", "next": "paper"},
+            {"label": "No", "resolution": "Plug it in and switch it on at the back."},
+        ]},
+        "paper": {"question": "Is there paper in the tray?", "options": [
+            {"label": "Yes", "resolution": "Clear the print queue and power-cycle the printer."},
+            {"label": "No", "resolution": "Load paper."},
+        ]},
+    },
+}
+
+
+async def l1_tech(client: AsyncClient, db: AsyncSession, *, subscription: str | None = "active") -> dict[str, Any]:
+    """A fresh account whose only user is an l1_tech (the seed's `_make_l1_user`)."""
+    return await make_user(client, db, role="l1_tech", subscription=subscription)
+
+
+async def team(client: AsyncClient, db: AsyncSession) -> dict[str, Any]:
+    """An account with an owner (admin+), an l1 tech and an engineer."""
+    owner = await make_user(client, db, role="owner")
+    tech = await add_member(client, owner["headers"], role="l1_tech")
+    engineer = await add_member(client, owner["headers"], role="engineer")
+    return {"owner": owner, "tech": tech, "engineer": engineer, "account_id": owner["account_id"]}
+
+
+async def intake(client: AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    """POST /l1/intake and return the 200 body."""
+    resp = await client.post("/api/v1/l1/intake", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+async def adhoc_session(client: AsyncClient, headers: dict[str, str], problem: str = "setup") -> str:
+    """An adhoc walk session created through intake (the seed's `_create_adhoc_session`)."""
+    body = await intake(client, headers, problem_statement=problem, adhoc=True)
+    assert body["outcome"] == "adhoc" and body["session_kind"] == "adhoc", body
+    return str(body["session_id"])
+
+
+async def create_flow(client: AsyncClient, admin_headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    """POST /l1/flows (the printer tree unless overridden)."""
+    body = {"title": "Printer not printing", "category": "printing", "keywords": ["printer", "toner"],
+            "tree": PRINTER_TREE, **overrides}
+    resp = await client.post("/api/v1/l1/flows", json=body, headers=admin_headers)
+    assert resp.status_code == 201, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def is_uuid(value: str) -> bool:
+    """True for a canonical uuid string."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

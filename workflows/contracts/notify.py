@@ -1,0 +1,28 @@
+"""Contracts of the `notify.*` activities (email over SMTP)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio.common import RetryPolicy
+
+NOTIFY_SEND_EMAIL = "notify.send_email"
+
+NOTIFY_START_TO_CLOSE = timedelta(seconds=30)
+# A mail server that is down is retried for a while; a refused recipient is non-retryable.
+NOTIFY_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=10,
+    non_retryable_error_types=["EmailRejected"],
+)
+
+
+class EmailMessage(BaseModel):
+    """A plain-text email to one or more recipients."""
+
+    to: list[str] = Field(min_length=1)
+    subject: str = Field(min_length=1, max_length=300)
+    body: str

@@ -1,0 +1,32 @@
+"""L1IntakeWorkflow: classifies an L1 problem with the `llm.classify_intake` activity.
+
+A short workflow, so the API never calls the model itself and the call gets Temporal's retries.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts.llm import (
+        LLM_CLASSIFY_INTAKE,
+        LLM_RETRY_POLICY,
+        LLM_SCHEDULE_TO_CLOSE,
+        LLM_START_TO_CLOSE,
+        ClassifyIntakeInput,
+        IntakeClassification,
+    )
+
+
+@workflow.defn
+class L1IntakeWorkflow:
+    """match / build / out_of_scope for one problem statement."""
+
+    @workflow.run
+    async def run(self, inp: ClassifyIntakeInput) -> IntakeClassification:
+        """Ask the model (or the offline provider) and return its classification."""
+        return await workflow.execute_activity(
+            LLM_CLASSIFY_INTAKE, inp, result_type=IntakeClassification,
+            start_to_close_timeout=LLM_START_TO_CLOSE, schedule_to_close_timeout=LLM_SCHEDULE_TO_CLOSE,
+            retry_policy=LLM_RETRY_POLICY,
+        )
