@@ -5,17 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.config import Settings
-
-# Custom search attributes so ops can filter walks and sessions in the Temporal Web UI.
-SA_ACCOUNT_ID = SearchAttributeKey.for_keyword("RfAccountId")
-SA_STATUS = SearchAttributeKey.for_keyword("RfStatus")
-SA_SESSION_KIND = SearchAttributeKey.for_keyword("RfSessionKind")
-SA_CATEGORY = SearchAttributeKey.for_keyword("RfCategory")
-CUSTOM_SEARCH_ATTRIBUTES = (SA_ACCOUNT_ID, SA_STATUS, SA_SESSION_KIND, SA_CATEGORY)
+from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
 
 def search_attribute_cli_args() -> list[str]:

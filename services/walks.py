@@ -22,9 +22,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.config import Settings
 from core.errors import Conflict, DomainError, EngineUnavailable, NotFound, RuleViolation, UpstreamFailed
-from core.temporal import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
 from db.models import L1WalkSession
 from workflows.contracts.llm import LLM_SCHEDULE_TO_CLOSE, ClassifyIntakeInput, IntakeClassification
+from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
 from workflows.contracts.walk import (
     REJECT_CONFLICT,
     REJECT_NOT_FOUND,

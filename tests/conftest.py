@@ -25,10 +25,10 @@ from activities.registry import ActivityDeps
 from api.app import create_app
 from core.binaries import temporal_cli_path, temporal_test_server_path
 from core.config import PROJECT_ROOT, Settings
-from core.temporal import CUSTOM_SEARCH_ATTRIBUTES
 from db.migrate import upgrade_to_head_async
 from db.session import make_engine, make_session_factory
 from worker import build_worker
+from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
 
 def _worker_id() -> str:

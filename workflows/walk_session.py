@@ -14,7 +14,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from core.temporal import SA_STATUS
     from workflows.contracts.llm import (
         LLM_NEXT_WALK_NODE,
         LLM_RETRY_POLICY,
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         NOTIFY_START_TO_CLOSE,
         EmailMessage,
     )
+    from workflows.contracts.search_attributes import SA_STATUS
     from workflows.contracts.walk import (
         ACT_ESCALATE_WALK,
         ACT_LOAD_WALK,

@@ -15,13 +15,13 @@ from temporalio.worker import Replayer
 from activities.registry import ActivityDeps
 from core.binaries import temporal_cli_path
 from core.config import Settings
-from core.temporal import CUSTOM_SEARCH_ATTRIBUTES
 from db.repositories.l1_catalog import FlowRepository
 from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.l1_tickets import InternalTicketRepository
 from services.walks import WalkCommands
 from tests.helpers import make_user
 from worker import build_worker
+from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 from workflows.contracts.walk import QUERY_STATE, StepInput, WalkState, walk_workflow_id
 from workflows.walk_session import WalkSessionWorkflow
 

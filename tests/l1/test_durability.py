@@ -7,11 +7,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from core.temporal import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
 from tests.helpers import add_member, make_user
 from tests.l1.conftest import StackFactory
 from tests.l1.support import PRINTER_TREE
 from worker import build_worker
+from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
 from workflows.contracts.walk import QUERY_STATE, WalkState, walk_workflow_id
 
 API = "/api/v1/l1"

@@ -17,12 +17,12 @@ from temporalio.worker import Worker
 
 from activities.persistence import PersistenceActivities
 from core.config import Settings
-from core.temporal import CUSTOM_SEARCH_ATTRIBUTES
 from db.models import InternalTicket, L1WalkSession
 from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.l1_tickets import InternalTicketRepository
 from services.walks import WalkCommands
 from tests.helpers import make_user
+from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 from workflows.contracts.walk import QUERY_STATE, NotesInput, WalkNote, WalkState, walk_workflow_id
 from workflows.walk_session import WalkSessionWorkflow
 
