@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -23,6 +24,7 @@ from workflows.contracts.walk import (
     ACT_RESOLVE_WALK,
     ACT_SAVE_WALK,
     REJECT_NOT_FOUND,
+    REJECT_RULE,
     EscalateWalkResult,
     FlowTree,
     LoadWalkInput,
@@ -183,13 +185,33 @@ class PersistenceActivities:
             return EscalateWalkResult(source="none")
 
     async def _write(self, session: AsyncSession, state: WalkState) -> None:
-        found = await WalkSessionRepository(session).write_state(uuid.UUID(state.id), state_columns(state))
+        try:
+            found = await WalkSessionRepository(session).write_state(uuid.UUID(state.id), state_columns(state))
+        except DBAPIError as exc:
+            if not _refused_values(exc):
+                raise  # connection trouble and the like: Temporal retries
+            # Postgres refused the values themselves: retrying cannot help, and retrying forever would
+            # wedge the walk. Fail this one change; the workflow keeps its previous state.
+            raise ApplicationError(
+                f"The change could not be stored: {exc.orig}", type=REJECT_RULE, non_retryable=True
+            ) from exc
         if not found:
             raise ApplicationError(f"Walk session {state.id} no longer exists", type=REJECT_NOT_FOUND,
                                    non_retryable=True)
         ticket_id = _uuid_or_none(state.ticket_id)
         if state.status != "active" and state.ticket_kind == "internal" and ticket_id is not None:
             await InternalTicketRepository(session).set_status(ticket_id, state.status)
+
+
+def _refused_values(exc: DBAPIError) -> bool:
+    """True for SQLSTATE classes 22 (data exception) and 23 (integrity violation)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate[:2] in {"22", "23"}
+        cause = cause.__cause__
+    return False
 
 
 def _recipient(user: User) -> Recipient:

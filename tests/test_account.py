@@ -133,7 +133,8 @@ def _install_gated_stub(app: FastAPI) -> None:
     async def gated(user: CurrentUser) -> dict[str, Any]:
         return {"ok": True, "user": str(user.id)}
 
-    app.add_api_route("/_test/gated", gated, methods=["POST"], dependencies=[ActiveSubscription])
+    app.add_api_route("/_test/gated", gated, methods=["POST"], dependencies=[ActiveSubscription],
+                      include_in_schema=False)
 
 
 @pytest.mark.parametrize(("status", "expected"), [("active", 200), ("trialing", 200), ("past_due", 402),

@@ -57,6 +57,17 @@ async def test_login_json_and_form_return_bearer_token_usable_on_me(client: Asyn
     assert form.status_code == 200 and form.json()["token_type"] == "bearer"
 
 
+async def test_login_form_with_a_nul_character_is_a_422_not_a_database_error(client: AsyncClient) -> None:
+    email = unique_email()
+    await register(client, email=email)
+    resp = await client.post("/api/v1/auth/login", data={"username": f"{email}\x00", "password": PASSWORD})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", "username"]
+    assert "NUL character" in resp.json()["detail"][0]["msg"]
+    form = await client.post("/api/v1/auth/login", data={"username": email, "password": PASSWORD})
+    assert form.status_code == 200
+
+
 async def test_wrong_password_and_unknown_email_are_401(client: AsyncClient) -> None:
     email = unique_email()
     await register(client, email=email)

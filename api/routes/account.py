@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from api.deps import AdminUser, CurrentUser, OwnerUser, SessionDep
+from api.errors import error_responses
 from api.schemas.account import (
     AccountOut,
     AccountPreferences,
@@ -19,6 +19,7 @@ from api.schemas.account import (
     UpdateUserRequest,
     UserOut,
 )
+from api.schemas.common import Limit, Offset
 from core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from core.security import hash_password
 from db.models import ROLE_RANK, User
@@ -26,13 +27,11 @@ from db.repositories.accounts import AccountRepository
 from db.repositories.users import UserRepository
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/account", tags=["account"])
-
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+router = APIRouter(prefix="/account", tags=["account"], responses=error_responses(401, 503))
 
 
-@router.get("", response_model=AccountOut)
+
+@router.get("", response_model=AccountOut, responses=error_responses(404))
 async def get_account(user: CurrentUser, session: SessionDep) -> AccountOut:
     """The caller's account and subscription."""
     repo = AccountRepository(session)
@@ -59,7 +58,8 @@ def _check_may_grant(actor: User, role: str) -> None:
         raise Forbidden(f"You may not grant the {role} role (you are {actor.account_role})")
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut,
+             responses=error_responses(400, 403, described={409: "A user with this email already exists"}))
 async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep) -> UserOut:
     """Add a user to the caller's account."""
     _check_may_grant(actor, body.account_role)
@@ -82,7 +82,8 @@ async def _member(session: SessionDep, actor: User, user_id: uuid.UUID) -> User:
     return user
 
 
-@router.patch("/users/{user_id}", response_model=UserOut)
+@router.patch("/users/{user_id}", response_model=UserOut, responses=error_responses(
+    403, 404, described={400: "You cannot deactivate or demote yourself, or the body is not valid JSON"}))
 async def update_user(user_id: uuid.UUID, body: UpdateUserRequest, actor: AdminUser, session: SessionDep) -> UserOut:
     """Change a user's role or active flag."""
     user = await _member(session, actor, user_id)
@@ -97,7 +98,8 @@ async def update_user(user_id: uuid.UUID, body: UpdateUserRequest, actor: AdminU
     return UserOut.model_validate(user)
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=error_responses(403, 404, described={400: "You cannot delete yourself"}))
 async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep) -> Response:
     """Soft-delete a user (they can no longer log in)."""
     user = await _member(session, actor, user_id)
@@ -110,7 +112,7 @@ async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/subscription", response_model=SubscriptionOut)
+@router.put("/subscription", response_model=SubscriptionOut, responses=error_responses(400, 403))
 async def put_subscription(body: SubscriptionUpdate, actor: OwnerUser, session: SessionDep) -> SubscriptionOut:
     """Set plan and status (the hook a billing integration calls)."""
     sub = await AccountRepository(session).set_subscription(actor.account_id, plan=body.plan, status=body.status)
@@ -119,7 +121,7 @@ async def put_subscription(body: SubscriptionUpdate, actor: OwnerUser, session: 
     return SubscriptionOut.model_validate(sub)
 
 
-@router.get("/settings", response_model=SettingsOut)
+@router.get("/settings", response_model=SettingsOut, responses=error_responses(403))
 async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
     """The account's preferences."""
     row = await AccountRepository(session).merge_preferences(actor.account_id, {})
@@ -127,7 +129,7 @@ async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
     return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
 
 
-@router.put("/settings", response_model=SettingsOut)
+@router.put("/settings", response_model=SettingsOut, responses=error_responses(400, 403))
 async def put_settings(body: AccountPreferences, actor: AdminUser, session: SessionDep) -> SettingsOut:
     """Merge the given preferences into the stored ones (a key set to null is removed)."""
     changes = body.model_dump(mode="json", exclude_unset=True)

@@ -8,26 +8,33 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import AdminUser, SessionDep
+from api.errors import error_responses
 from api.schemas.ai_usage import AiUsageOut, UsageBucketOut, UsageTotalsOut
 from core.errors import RuleViolation
 from db.repositories.llm_usage import LlmUsageRepository
 
-router = APIRouter(prefix="/account", tags=["account"])
+router = APIRouter(prefix="/account", tags=["account"], responses=error_responses(401, 503))
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# Bounds keep `until + 1 day` and the default `since` inside what `date` can hold.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(9998, 12, 31)
 
 
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-@router.get("/ai-usage", response_model=AiUsageOut)
+@router.get("/ai-usage", response_model=AiUsageOut, responses=error_responses(
+    403, described={400: "'since' is after 'until', or the range spans more than 366 days"}))
 async def get_ai_usage(
     actor: AdminUser,
     session: SessionDep,
-    since: Annotated[date | None, Query(description="First UTC day (default: 29 days before `until`).")] = None,
-    until: Annotated[date | None, Query(description="Last UTC day, inclusive (default: today).")] = None,
+    since: Annotated[date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description=(
+        f"First UTC day, {FIRST_DAY} to {LAST_DAY} (default: 29 days before `until`)."))] = None,
+    until: Annotated[date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description=(
+        f"Last UTC day, inclusive, {FIRST_DAY} to {LAST_DAY} (default: today)."))] = None,
 ) -> AiUsageOut:
     """LLM calls, tokens and estimated cost of the caller's account, by UTC day and operation."""
     until = until or datetime.now(UTC).date()

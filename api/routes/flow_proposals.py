@@ -8,15 +8,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from api.deps import AdminUser, SessionDep
+from api.errors import error_responses
+from api.schemas.common import Limit, Offset
 from api.schemas.l1 import FlowOut, ProposalOut, ProposalReview, ProposalReviewResponse
 from core.errors import Conflict, NotFound
 from db.repositories.l1_catalog import FlowRepository
 from db.repositories.l1_proposals import FlowProposalRepository
 
-router = APIRouter(prefix="/flow-proposals", tags=["l1"])
+router = APIRouter(prefix="/flow-proposals", tags=["l1"], responses=error_responses(401, 403, 503))
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 StatusFilter = Annotated[Literal["pending", "approved", "rejected"] | None, Query(description="Only this status.")]
 
 
@@ -32,8 +32,8 @@ async def list_proposals(
 
 
 @router.post("/{proposal_id}/review", response_model=ProposalReviewResponse,
-             responses={404: {"description": "No such proposal in your account"},
-                        409: {"description": "Already reviewed"}})
+             responses=error_responses(400, described={404: "No such proposal in your account",
+                                                       409: "Already reviewed"}))
 async def review_proposal(
     proposal_id: uuid.UUID, body: ProposalReview, user: AdminUser, session: SessionDep
 ) -> ProposalReviewResponse:

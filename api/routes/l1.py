@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ActiveSubscription, AdminUser, EngineerUser, L1User, SessionDep, SettingsDep, TemporalDep
+from api.errors import error_responses
+from api.schemas.common import Limit, Offset
 from api.schemas.l1 import (
     CategoryOut,
     CategoryPatch,
@@ -39,21 +41,20 @@ from services.l1_intake import escalate_without_walk, run_intake
 from services.walks import WalkCommands
 from workflows.contracts.walk import WalkState
 
-router = APIRouter(prefix="/l1", tags=["l1"])
+router = APIRouter(prefix="/l1", tags=["l1"], responses=error_responses(401, 403, 503))
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=200,
-    description="Send the same key when retrying: the command is applied once and its first answer returned.",
+    alias="Idempotency-Key", max_length=200, pattern=r"^[A-Za-z0-9._:-]+$",
+    description="Send the same key when retrying: the command is applied once and its first answer returned. "
+                "Letters, digits and . _ : - only (a UUID is ideal).",
+    examples=["5f0c6d1e-8a4b-4f1e-9c3a-2b7d0e6f1a90"],
 )]
-WALK_ERRORS: dict[int | str, dict[str, str]] = {
-    400: {"description": "A rule was broken (e.g. stepping an adhoc session)"},
-    402: {"description": "The account has no active subscription"},
-    404: {"description": "No such session in your account"},
-    409: {"description": "The session is not active, or the node is not the pending one"},
-    503: {"description": "The workflow engine or its workers did not answer in time"},
-}
+WALK_ERRORS = error_responses(402, 502, described={
+    400: "A rule was broken (e.g. stepping an adhoc session), or the body is not valid JSON",
+    404: "No such session in your account",
+    409: "The session is not active, or the node is not the pending one",
+    503: "The workflow engine or its workers did not answer in time",
+})
 
 
 async def _walks(temporal: TemporalGateway, settings: Settings) -> WalkCommands:
@@ -76,7 +77,7 @@ def _session_out(state: WalkState) -> SessionOut:
 # --- flows and categories -----------------------------------------------------------------------
 
 
-@router.post("/flows", status_code=status.HTTP_201_CREATED, response_model=FlowOut)
+@router.post("/flows", status_code=status.HTTP_201_CREATED, response_model=FlowOut, responses=error_responses(400))
 async def create_flow(body: FlowCreate, user: AdminUser, session: SessionDep) -> FlowOut:
     """Author a decision tree (admin+)."""
     flow = await FlowRepository(session).create(
@@ -104,7 +105,7 @@ async def list_categories(user: AdminUser, session: SessionDep) -> list[Category
     return [CategoryOut.model_validate(c) for c in await repo.list_for_account(user.account_id)]
 
 
-@router.patch("/categories", response_model=list[CategoryOut])
+@router.patch("/categories", response_model=list[CategoryOut], responses=error_responses(400))
 async def patch_categories(body: list[CategoryPatch], user: AdminUser, session: SessionDep) -> list[CategoryOut]:
     """Create categories or change their scope and escalation recipients (matched by name)."""
     repo = CategoryRepository(session)
@@ -163,7 +164,8 @@ async def escalations(
     return [SessionOut.model_validate(r) for r in rows]
 
 
-@router.get("/sessions/{session_id}", response_model=SessionOut, responses={404: WALK_ERRORS[404]})
+@router.get("/sessions/{session_id}", response_model=SessionOut,
+            responses=error_responses(described={404: WALK_ERRORS[404]["description"]}))
 async def get_session(session_id: uuid.UUID, user: L1User, session: SessionDep) -> SessionOut:
     """One session; re-opening it replays the pending node (no new AI call)."""
     row = await WalkSessionRepository(session).get_in_account(user.account_id, session_id)

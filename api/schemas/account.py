@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from api.schemas.common import RequestBody
 
 Role = Literal["owner", "admin", "engineer", "l1_tech", "viewer"]
 SubscriptionStatus = Literal["active", "trialing", "past_due", "canceled", "unpaid", "incomplete"]
 
 PASSWORD = Field(min_length=8, max_length=200, description="At least 8 characters.")
+# ConnectWise ids are 32-bit; the bound keeps a typo from being stored and failing later at the PSA.
+PSA_ID = Field(default=None, ge=1, le=2**31 - 1, description="A ConnectWise status id.")
+MINUTES_PER_YEAR = 365 * 24 * 60
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestBody):
     """Sign up: creates a new account owned by this user."""
 
     model_config = ConfigDict(
@@ -27,7 +32,7 @@ class RegisterRequest(BaseModel):
     account_name: str | None = Field(default=None, max_length=200, description="Defaults to the user's name.")
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestBody):
     """JSON login."""
 
     model_config = ConfigDict(
@@ -60,7 +65,7 @@ class UserOut(BaseModel):
     updated_at: datetime
 
 
-class CreateUserRequest(BaseModel):
+class CreateUserRequest(RequestBody):
     """An admin adds a user to their own account."""
 
     model_config = ConfigDict(
@@ -77,7 +82,7 @@ class CreateUserRequest(BaseModel):
     account_role: Role = "engineer"
 
 
-class UpdateUserRequest(BaseModel):
+class UpdateUserRequest(RequestBody):
     """Change a user's role or deactivate them."""
 
     account_role: Role | None = None
@@ -94,7 +99,7 @@ class SubscriptionOut(BaseModel):
     updated_at: datetime
 
 
-class SubscriptionUpdate(BaseModel):
+class SubscriptionUpdate(RequestBody):
     """What a billing integration sets."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"plan": "pro", "status": "active"}]})
@@ -112,7 +117,7 @@ class AccountOut(BaseModel):
     subscription: SubscriptionOut | None
 
 
-class AccountPreferences(BaseModel):
+class AccountPreferences(RequestBody):
     """Known preferences are typed; unknown keys are kept as given."""
 
     model_config = ConfigDict(
@@ -129,11 +134,11 @@ class AccountPreferences(BaseModel):
         },
     )
 
-    cw_resolved_status_id: int | None = None
-    cw_escalated_status_id: int | None = None
+    cw_resolved_status_id: int | None = PSA_ID
+    cw_escalated_status_id: int | None = PSA_ID
     default_escalation_recipient_ids: list[uuid.UUID] | None = None
-    pending_verification_reminder_minutes: list[int] | None = Field(
-        default=None, description="Reminder offsets for fixes awaiting verification, in minutes."
+    pending_verification_reminder_minutes: list[Annotated[int, Field(ge=1, le=MINUTES_PER_YEAR)]] | None = Field(
+        default=None, max_length=20, description="Reminder offsets for fixes awaiting verification, in minutes."
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.schemas.common import RequestBody
 from workflows.contracts.llm import WalkedStep
 from workflows.contracts.walk import (
     EscalateInput,
@@ -20,6 +21,8 @@ from workflows.contracts.walk import (
     WalkNote,
     WalkStatus,
 )
+
+NODE_ID_MAX = 200
 
 EXAMPLE_TREE: dict[str, Any] = {
     "root": "power",
@@ -36,7 +39,7 @@ EXAMPLE_TREE: dict[str, Any] = {
 }
 
 
-class FlowCreate(BaseModel):
+class FlowCreate(RequestBody):
     """An authored decision tree."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -46,12 +49,14 @@ class FlowCreate(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     category: str = Field(min_length=1, max_length=60)
-    keywords: list[str] = Field(default=[], max_length=50)
+    keywords: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default=[], max_length=50)
     tree: FlowTree
 
     @model_validator(mode="after")
     def _tree_is_walkable(self) -> FlowCreate:
-        problems = self.tree.problems()
+        # Steps name their node, and StepRequest.node_id is bounded: node ids must fit it.
+        problems = [f"node id '{n[:40]}...' is longer than {NODE_ID_MAX} characters"
+                    for n in self.tree.nodes if len(n) > NODE_ID_MAX] + self.tree.problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -81,7 +86,7 @@ class CategoryOut(BaseModel):
     escalation_recipient_ids: list[uuid.UUID]
 
 
-class CategoryPatch(BaseModel):
+class CategoryPatch(RequestBody):
     """Create a category or change the given fields of an existing one (matched by name)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -93,7 +98,7 @@ class CategoryPatch(BaseModel):
     escalation_recipient_ids: list[uuid.UUID] | None = None
 
 
-class IntakeRequest(BaseModel):
+class IntakeRequest(RequestBody):
     """The customer's problem as the tech typed it."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -158,12 +163,15 @@ class SessionOut(BaseModel):
     abandoned_at: datetime | None
 
 
-class StepRequest(StepInput):
+class StepRequest(RequestBody, StepInput):
     """Answer the pending question (`node_id` must be the session's pending node)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"node_id": "power", "question": "Is the printer's power light on?", "answer": "Yes"},
     ]})
+
+    node_id: str = Field(min_length=1, max_length=NODE_ID_MAX)
+    question: str = Field(default="", max_length=1000)
 
 
 class StepResponse(BaseModel):
@@ -174,7 +182,7 @@ class StepResponse(BaseModel):
     resolution: WalkNode | None
 
 
-class NotesRequest(NotesInput):
+class NotesRequest(RequestBody, NotesInput):
     """Notes to append."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -188,12 +196,14 @@ class NotesResponse(BaseModel):
     walk_notes: list[WalkNote]
 
 
-class ResolveRequest(ResolveInput):
+class ResolveRequest(RequestBody, ResolveInput):
     """Close the walk as resolved."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"helpful": True, "resolution_notes": "Restarted the printer."},
     ]})
+
+    resolution_notes: str | None = Field(default=None, max_length=10_000)
 
 
 class ResolveResponse(BaseModel):
@@ -204,12 +214,16 @@ class ResolveResponse(BaseModel):
     proposal_id: uuid.UUID | None = None
 
 
-class EscalateRequest(EscalateInput):
+class EscalateRequest(RequestBody, EscalateInput):
     """Hand the walk to engineers."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"reason_category": "needs_l2", "reason": "Beyond L1 scope"},
     ]})
+
+    # The session row keeps the category in a varchar(60): a longer one would wedge the walk's persistence.
+    reason_category: str = Field(min_length=1, max_length=60)
+    reason: str | None = Field(default=None, max_length=5000)
 
 
 class EscalateResponse(BaseModel):
@@ -221,7 +235,7 @@ class EscalateResponse(BaseModel):
     warning: str | None = None
 
 
-class EscalateWithoutWalkRequest(BaseModel):
+class EscalateWithoutWalkRequest(RequestBody):
     """Escalate straight from intake: creates an internal ticket and an already-escalated adhoc session."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -266,7 +280,7 @@ class ProposalOut(BaseModel):
     created_at: datetime
 
 
-class ProposalReview(BaseModel):
+class ProposalReview(RequestBody):
     """Approve (it becomes an authored flow) or reject."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"action": "approve"}]})

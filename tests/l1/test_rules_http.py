@@ -144,3 +144,45 @@ async def test_escalations_list_for_engineers(client: AsyncClient, db: AsyncSess
     listed = (await client.get(f"{API}/escalations", headers=t["engineer"]["headers"])).json()
     assert [s["id"] for s in listed] == [sid]
     assert listed[0]["walked_path"][0]["answer"] == "Yes" and other != sid
+
+
+async def test_unstorable_input_is_refused_before_it_reaches_the_walk(client: AsyncClient, db: AsyncSession) -> None:
+    # Each of these used to reach the walk workflow, whose persistence activity then failed on every retry
+    # (NUL in JSONB, varchar(60) overflow): the API answered 503 after 15s and the session was wedged.
+    info = await l1_tech(client, db)
+    h = info["headers"]
+    sid = await adhoc_session(client, h)
+    cases = [
+        ("/intake", {"problem_statement": "printer\u0000"}, "problem_statement contains a NUL"),
+        (f"/sessions/{sid}/notes", {"notes": [{"text": "a\u0000b", "ts": "2026-05-28T10:00:00Z"}]},
+         "notes[0].text contains a NUL"),
+        (f"/sessions/{sid}/step", {"node_id": "n", "answer": "\u0000"}, "answer contains a NUL"),
+        (f"/sessions/{sid}/resolve", {"helpful": True, "resolution_notes": "\u0000"}, "resolution_notes"),
+        (f"/sessions/{sid}/escalate", {"reason_category": "x" * 61}, "at most 60 characters"),
+        (f"/sessions/{sid}/escalate", {"reason_category": ""}, "at least 1 character"),
+        (f"/sessions/{sid}/escalate", {"reason_category": "needs_l2", "reason": "\u0000"}, "reason contains a NUL"),
+        ("/escalate-without-walk", {"problem_statement": "x", "reason_category": "\u0000"}, "reason_category"),
+    ]
+    for i, (path, payload, expected) in enumerate(cases):
+        resp = await client.post(API + path, json=payload, headers={**h, "Idempotency-Key": f"k-{i}"})
+        assert resp.status_code == 422, (path, resp.text)
+        assert expected in resp.text, (path, resp.text)
+    # The session was never touched and still works.
+    assert (await client.post(f"{API}/sessions/{sid}/notes", json=NOTE, headers=h)).status_code == 200
+    resp = await client.post(f"{API}/sessions/{sid}/escalate", json={"reason_category": "y" * 60}, headers=h)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["session"]["escalation_reason_category"] == "y" * 60
+    active = (await client.get(f"{API}/sessions/active", headers=h)).json()
+    assert active == []  # the refused intake started no session
+
+
+async def test_flow_node_ids_and_keywords_are_bounded(client: AsyncClient, db: AsyncSession) -> None:
+    owner = await make_user(client, db, role="owner")
+    long_id = "n" * 201
+    tree = {"root": long_id, "nodes": {long_id: {"question": "?", "options": [{"label": "x", "resolution": "r"}]}}}
+    resp = await client.post(f"{API}/flows", headers=owner["headers"],
+                             json={"title": "t", "category": "printing", "tree": tree})
+    assert resp.status_code == 422 and "longer than 200 characters" in resp.text
+    resp = await client.post(f"{API}/flows", headers=owner["headers"],
+                             json={"title": "t", "category": "printing", "keywords": ["k" * 61], "tree": PRINTER_TREE})
+    assert resp.status_code == 422 and "keywords" in resp.text

@@ -177,6 +177,12 @@ async def test_idempotency_key_makes_a_retried_step_apply_once(client: AsyncClie
     # Without a key the same request is refused rather than applied twice.
     plain = await client.post(f"{API}/sessions/{sid}/step", headers=tech, json=payload)
     assert plain.status_code == 409
+    # Keys are plain tokens (a UUID is ideal); anything else is named in a 422, nothing applied.
+    odd = await client.post(f"{API}/sessions/{sid}/step", headers={**tech, "Idempotency-Key": "key %d/x"},
+                            json={"node_id": "paper", "answer": "Yes"})
+    assert odd.status_code == 422 and "Idempotency-Key" in odd.text
+    got = (await client.get(f"{API}/sessions/{sid}", headers=tech)).json()
+    assert len(got["walked_path"]) == 1
 
 
 async def test_racing_double_submit_advances_once(client: AsyncClient, db: AsyncSession) -> None:

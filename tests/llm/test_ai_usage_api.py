@@ -84,3 +84,8 @@ async def test_bad_ranges_are_client_errors(client: AsyncClient, db: AsyncSessio
     assert too_long.status_code == 400 and "366" in too_long.json()["detail"]
     garbled = await client.get(URL, headers=owner["headers"], params={"since": "last tuesday"})
     assert garbled.status_code == 422
+    # Days at the edge of what `date` holds used to overflow `until + 1 day` / the default `since` (500).
+    for params in ({"since": "9999-12-31", "until": "9999-12-31"}, {"until": "0001-01-05"}):
+        edge = await client.get(URL, headers=owner["headers"], params=params)
+        assert edge.status_code == 422, (params, edge.text)
+        assert edge.json()["detail"][0]["loc"][:1] == ["query"]
