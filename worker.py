@@ -8,7 +8,7 @@ import signal
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.registry import ActivityDeps, build_activities
 from core.config import Settings, get_settings
@@ -28,6 +28,10 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         workflows=ALL_WORKFLOWS,
         activities=build_activities(deps),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # The default (5 pollers, one of them on the shared queue) starves the first task of new
+        # workflows when many walks start at once: measured 5-16 s waits and 503s on intake with 50
+        # concurrent walks. Autoscaling adds pollers while tasks are waiting.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
     )
 
 

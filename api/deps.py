@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,13 +16,12 @@ from core.errors import Forbidden, NotAuthenticated, SubscriptionRequired
 from core.security import decode_access_token
 from db.models import User
 from db.models.account import PAYING_STATUSES
-from db.repositories.accounts import AccountRepository
 from db.repositories.users import UserRepository
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -33,7 +33,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_temporal(request: Request) -> TemporalGateway:
+async def get_temporal(request: Request) -> TemporalGateway:
     """The process's Temporal gateway."""
     gateway: TemporalGateway = request.app.state.temporal
     return gateway
@@ -45,15 +45,33 @@ TemporalDep = Annotated[TemporalGateway, Depends(get_temporal)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-async def get_current_user(session: SessionDep, settings: SettingsDep, token: TokenDep) -> User:
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user and its account's subscription status (None when it has no subscription)."""
+
+    user: User
+    subscription_status: str | None
+
+
+async def get_caller(session: SessionDep, settings: SettingsDep, token: TokenDep) -> Caller:
     """The user named by the bearer token; 401 when missing, garbled, expired, inactive or deleted."""
     if not token:
         raise NotAuthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
     user_id = decode_access_token(token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm)
-    user = await UserRepository(session).get(user_id)
-    if user is None or not user.can_log_in:
+    # The subscription status comes with the user: FastAPI resolves this once per request, so the
+    # 402 check below costs no second query.
+    found = await UserRepository(session).get_with_subscription_status(user_id)
+    if found is None or not found[0].can_log_in:
         raise NotAuthenticated("This user no longer exists or is inactive")
-    return user
+    return Caller(user=found[0], subscription_status=found[1])
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_current_user(caller: CallerDep) -> User:
+    """The authenticated user (see `get_caller`)."""
+    return caller.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -78,13 +96,12 @@ AdminUser = Annotated[User, Depends(require_role("admin"))]
 OwnerUser = Annotated[User, Depends(require_role("owner"))]
 
 
-async def require_active_subscription(user: CurrentUser, session: SessionDep) -> None:
+async def require_active_subscription(caller: CallerDep) -> None:
     """402 unless the caller's account is `active` or `trialing`."""
-    sub = await AccountRepository(session).get_subscription(user.account_id)
-    if sub is None or sub.status not in PAYING_STATUSES:
-        status = sub.status if sub else "none"
+    status = caller.subscription_status
+    if status not in PAYING_STATUSES:
         raise SubscriptionRequired(
-            f"This account's subscription is '{status}'; an active or trialing subscription is required"
+            f"This account's subscription is '{status or 'none'}'; an active or trialing subscription is required"
         )
 
 

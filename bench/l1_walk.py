@@ -74,6 +74,8 @@ async def walk(http: httpx.AsyncClient, headers: dict[str, str], flow_id: str, s
         await _walk(http, headers, flow_id, samples)
     except httpx.HTTPStatusError as exc:
         samples.errors.append(f"{exc.response.status_code} {exc.request.url.path}: {exc.response.text[:120]}")
+    except httpx.TransportError as exc:  # a dropped connection is a failed request too, not a crashed bench
+        samples.errors.append(f"{type(exc).__name__} {exc.request.url.path}: {exc}")
 
 
 async def _walk(http: httpx.AsyncClient, headers: dict[str, str], flow_id: str, samples: Samples) -> None:
@@ -94,7 +96,9 @@ async def _walk(http: httpx.AsyncClient, headers: dict[str, str], flow_id: str, 
 
 async def walks_phase(base_url: str, walks: int, steps: int, rounds: int = 1) -> Samples:
     """`rounds` times `walks` concurrent walks over HTTP (after one warm-up walk)."""
-    limits = httpx.Limits(max_connections=walks + 5, max_keepalive_connections=walks + 5)
+    # Drop idle connections before uvicorn's 5 s keep-alive timeout does: reusing one the server is
+    # closing at that moment fails the request (httpx.ReadError).
+    limits = httpx.Limits(max_connections=walks + 5, max_keepalive_connections=walks + 5, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
         headers, flow_id = await setup(http, steps)
         await walk(http, headers, flow_id, Samples())
@@ -150,6 +154,7 @@ async def run(args: argparse.Namespace) -> int:
         (f"floor p50 / p99, {args.walks} callers", f"{floor_n.pct(50):.1f} / {floor_n.pct(99):.1f} ms"),
         (f"ratio p50 step / floor ({args.walks} callers)", f"{steps.pct(50) / floor_n.pct(50):.2f}x"),
         ("step p50 / p99, 1 walk alone", f"{alone.pct(50):.1f} / {alone.pct(99):.1f} ms"),
+        ("steps/s, 1 walk alone (3 walks in a row)", f"{len(alone.latencies) / alone.wall_s:.1f}"),
         ("ratio p50 step / floor, 1 walk vs 1 caller", f"{alone.pct(50) / floor_1.pct(50):.2f}x"),
     ]
     width = max(len(name) for name, _ in rows)

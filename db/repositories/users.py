@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import User
+from db.models import Subscription, User
 
 
 class UserRepository:
@@ -21,6 +21,17 @@ class UserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         """Any user by id (callers check the account)."""
         return await self.session.get(User, user_id)
+
+    async def get_with_subscription_status(self, user_id: uuid.UUID) -> tuple[User, str | None] | None:
+        """The user and its account's subscription status (None without a subscription row), in one query."""
+        # One round trip instead of two on every authenticated request (the caller and the 402 check).
+        result = await self.session.execute(
+            select(User, Subscription.status)
+            .outerjoin(Subscription, Subscription.account_id == User.account_id)
+            .where(User.id == user_id)
+        )
+        row = result.one_or_none()
+        return None if row is None else (row[0], row[1])
 
     async def get_in_account(self, account_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
         """The user when it belongs to `account_id` and is not soft-deleted."""
