@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.processes import pid_alive
+from db.session import with_database
 
 log = logging.getLogger("rflow")
 DEV_DATABASE = "resolutionflow"
@@ -26,7 +27,6 @@ class EmbeddedPostgres:
         from db.embedded import start_embedded_postgres
 
         self._handle, self.admin_url = start_embedded_postgres(self.pgdata)
-        self._forget_dead_holders()
         return self.admin_url
 
     @property
@@ -53,22 +53,6 @@ class EmbeddedPostgres:
             return
         handle, self._handle = self._handle, None
         handle.cleanup()
-
-    def _forget_dead_holders(self) -> None:
-        # pgserver keeps the pids that hold the server in a file and only stops it when the last
-        # holder lets go; a `rflow dev` that was SIGKILLed never lets go, so drop pids that are gone.
-        holders = self._handle.global_process_id_list
-        for pid in holders._get():
-            if not pid_alive(pid):
-                log.info("forgetting dead holder %s of the embedded PostgreSQL", pid)
-                holders.get_and_remove(pid)
-
-
-def with_database(url: str, name: str) -> str:
-    """`url` pointed at database `name` (query parameters such as ?host= kept)."""
-    base, sep, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}{sep}{query}"
 
 
 def ensure_database(admin_url: str, name: str) -> str:

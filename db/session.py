@@ -13,6 +13,13 @@ def to_async_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://")
 
 
+def with_database(url: str, name: str) -> str:
+    """`url` pointed at database `name` (query parameters such as ?host= kept)."""
+    base, sep, query = url.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{name}{sep}{query}"
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An engine with pre-ping so a restarted database does not fail the first request."""
     return create_async_engine(to_async_url(url), pool_size=pool_size, pool_pre_ping=True)

@@ -26,7 +26,7 @@ from api.app import create_app
 from core.binaries import temporal_cli_path, temporal_test_server_path
 from core.config import PROJECT_ROOT, Settings
 from db.migrate import upgrade_to_head_async
-from db.session import make_engine, make_session_factory
+from db.session import make_engine, make_session_factory, with_database
 from worker import build_worker
 from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
@@ -46,13 +46,7 @@ def server_url() -> Iterator[str]:
 
     handle, url = start_embedded_postgres(PROJECT_ROOT / ".data" / "test-postgres")
     yield url
-    del handle
-
-
-def _with_database(url: str, name: str) -> str:
-    base, sep, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}{sep}{query}"
+    handle.cleanup()  # stops the server once the last test process using it is done
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +58,7 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_url, name)
+    url = with_database(server_url, name)
     await upgrade_to_head_async(url)
     yield url
     async with admin.connect() as conn:
@@ -140,18 +134,24 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 TABLES_KEPT = {"alembic_version"}
 
 
-@pytest.fixture(autouse=True)
-async def _clean_tables(request: pytest.FixtureRequest) -> None:
-    """Every test that touches the database starts from empty tables."""
-    if "database_url" not in request.fixturenames:
-        return
-    factory: async_sessionmaker[AsyncSession] = request.getfixturevalue("session_factory")
-    async with factory() as session:
+@pytest.fixture
+async def truncated_tables(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Empty every table (but Alembic's) before the test."""
+    async with session_factory() as session:
         rows = await session.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
         tables = [r[0] for r in rows if r[0] not in TABLES_KEPT]
         if tables:
             await session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
             await session.commit()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Every test that touches the database starts from empty tables."""
+    # A sync fixture on purpose: asking for an async fixture from inside a running loop fails when
+    # that fixture (here the session-scoped database) has not been set up yet.
+    if "database_url" in request.fixturenames:
+        request.getfixturevalue("truncated_tables")
 
 
 @pytest.fixture
