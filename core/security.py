@@ -1,4 +1,4 @@
-"""Password hashing (argon2), access tokens (JWT) and credential encryption (Fernet)."""
+"""Password hashing (argon2) and access tokens (JWT)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.fernet import Fernet, InvalidToken
 
 from core.errors import NotAuthenticated
 
@@ -44,21 +43,3 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> uuid.UUID
         raise NotAuthenticated("Token expired; log in again") from exc
     except (jwt.PyJWTError, ValueError) as exc:
         raise NotAuthenticated("Invalid token") from exc
-
-
-class CredentialCipher:
-    """Encrypts PSA credentials at rest with a Fernet key from config."""
-
-    def __init__(self, key: str) -> None:
-        self._fernet = Fernet(key.encode())
-
-    def encrypt(self, plaintext: str) -> str:
-        """Ciphertext safe to store in a text column."""
-        return self._fernet.encrypt(plaintext.encode()).decode()
-
-    def decrypt(self, ciphertext: str) -> str:
-        """The plaintext; raises ValueError if the key does not match."""
-        try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
-        except InvalidToken as exc:
-            raise ValueError("stored credentials cannot be decrypted with the configured key") from exc

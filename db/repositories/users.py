@@ -18,10 +18,6 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        """Any user by id (callers check the account)."""
-        return await self.session.get(User, user_id)
-
     async def get_with_subscription_status(self, user_id: uuid.UUID) -> tuple[User, str | None] | None:
         """The user and its account's subscription status (None without a subscription row), in one query."""
         # One round trip instead of two on every authenticated request (the caller and the 402 check).
