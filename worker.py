@@ -14,7 +14,7 @@ from activities.registry import ActivityDeps, build_activities
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.temporal import connect_temporal
-from db.session import make_engine, make_session_factory
+from db.session import engine_for, make_session_factory
 from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("worker")
@@ -39,7 +39,7 @@ async def run_worker(settings: Settings) -> None:
     """Connect, serve until a stop signal, then drain in-flight tasks and exit."""
     if not settings.database_url:
         raise SystemExit("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     client = await connect_temporal(settings)
     deps = ActivityDeps(settings=settings, session_factory=make_session_factory(engine))
     worker = build_worker(client, deps)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
-from activities.persistence import PersistenceActivities
+from activities.persistence import WalkPersistence
 from core.config import Settings
 from integrations.llm.base import LlmProvider
 from integrations.llm.factory import build_llm_provider
@@ -28,8 +28,7 @@ class ActivityDeps:
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     """Every activity callable, bound to `deps`."""
     activities: list[Callable[..., Any]] = []
-    persistence = PersistenceActivities(deps.session_factory)
-    activities += [persistence.load_walk, persistence.save_walk, persistence.resolve_walk, persistence.escalate_walk]
+    activities += WalkPersistence(deps.session_factory).all()
     activities += [NotifyActivities(deps.settings).send_email]
     llm = deps.llm if deps.llm is not None else build_llm_provider(deps.settings)
     activities += LlmActivities(llm, deps.session_factory).all()

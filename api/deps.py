@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,11 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.temporal import TemporalGateway
 from core.config import Settings
-from core.errors import Forbidden, NotAuthenticated, SubscriptionRequired
+from core.errors import Forbidden, NotAuthenticated, NotFound, SubscriptionRequired
 from core.security import decode_access_token
 from db.models import User
 from db.models.account import PAYING_STATUSES
+from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.users import UserRepository
+from services.walks import WalkCommands, WalkRef
+from services.workflow_client import WorkflowClient
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
@@ -57,10 +61,14 @@ async def get_caller(session: SessionDep, settings: SettingsDep, token: TokenDep
     """The user named by the bearer token; 401 when missing, garbled, expired, inactive or deleted."""
     if not token:
         raise NotAuthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
-    user_id = decode_access_token(token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm)
+    user_id = decode_access_token(token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm,
+                                  lifetime_minutes=settings.jwt_expire_minutes)
     # The subscription status comes with the user: FastAPI resolves this once per request, so the
     # 402 check below costs no second query.
     found = await UserRepository(session).get_with_subscription_status(user_id)
+    # End the read transaction now: a command route must not hold a pooled connection while it waits on
+    # a workflow (objects stay loaded: the factory does not expire on commit).
+    await session.commit()
     if found is None or not found[0].can_log_in:
         raise NotAuthenticated("This user no longer exists or is inactive")
     return Caller(user=found[0], subscription_status=found[1])
@@ -106,3 +114,36 @@ async def require_active_subscription(caller: CallerDep) -> None:
 
 
 ActiveSubscription = Depends(require_active_subscription)
+
+
+# --- workflows and the entities they own ------------------------------------------------------------
+
+
+async def get_workflow_client(temporal: TemporalDep, settings: SettingsDep) -> WorkflowClient:
+    """The generic workflow client (503 while Temporal is unreachable)."""
+    return WorkflowClient(await temporal.client(), task_queue=settings.temporal_task_queue,
+                          accept_timeout_s=settings.workflow_call_timeout_s)
+
+
+WorkflowClientDep = Annotated[WorkflowClient, Depends(get_workflow_client)]
+
+
+async def get_walk_commands(workflows: WorkflowClientDep, settings: SettingsDep) -> WalkCommands:
+    """Typed commands on walk workflows."""
+    return WalkCommands(workflows, settings)
+
+
+WalkCommandsDep = Annotated[WalkCommands, Depends(get_walk_commands)]
+
+
+async def get_owned_walk(session_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> WalkRef:
+    """The walk named in the path when it belongs to the caller's account (404 otherwise); a short read."""
+    row = await WalkSessionRepository(session).ref_in_account(user.account_id, session_id)
+    await session.commit()  # release the connection before the route waits on the workflow
+    if row is None:
+        raise NotFound("Walk session not found")
+    return WalkRef(id=row.id, account_id=row.account_id, status=row.status, session_kind=row.session_kind,
+                   category=row.category)
+
+
+OwnedWalk = Annotated[WalkRef, Depends(get_owned_walk)]

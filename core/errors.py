@@ -37,6 +37,10 @@ class Conflict(DomainError):
     """The entity's state does not allow this (409)."""
 
 
+class UnprocessableRequest(DomainError):
+    """The request is well-formed but cannot be processed as sent, e.g. a reused Idempotency-Key (422)."""
+
+
 class UpstreamFailed(DomainError):
     """A third-party call (PSA, LLM) failed or did not verify (502)."""
 

@@ -6,23 +6,32 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import NotFound
-from db.models import L1Category, L1Flow, L1WalkSession, User
+from core.errors import Conflict, NotFound
+from db.models import L1Category, L1Flow, User
 from db.repositories.l1_catalog import CategoryRepository, FlowRepository
-from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.l1_tickets import InternalTicketRepository
 from services.walks import WalkCommands
 from workflows.contracts.llm import CategoryInfo, ClassifyIntakeInput, FlowSummary, LlmCallContext
-from workflows.contracts.walk import EscalateInput, EscalateResult, WalkNode
+from workflows.contracts.walk import EscalateInput, EscalateResult, WalkCreate, WalkNode
 
 log = logging.getLogger(__name__)
 Outcome = Literal["match", "build", "out_of_scope", "adhoc"]
 KIND_BY_OUTCOME: dict[str, str] = {"match": "flow", "build": "ai_build", "adhoc": "adhoc"}
 MAX_FLOWS_OFFERED = 200
+
+
+class IdentityFor(Protocol):
+    """Ids of what a command creates (stable across retries of one keyed request), and the key itself."""
+
+    key: str | None
+
+    def entity_id(self, kind: str) -> uuid.UUID:
+        """The id of the `kind` entity the command creates."""
+        ...
 
 
 @dataclass
@@ -33,7 +42,8 @@ class IntakeOutcome:
     ticket_id: uuid.UUID
     category: str | None
     message: str
-    session: L1WalkSession | None = None
+    session_id: uuid.UUID | None = None
+    session_kind: str | None = None
     pending_node: WalkNode | None = None
 
 
@@ -90,6 +100,7 @@ async def run_intake(
     session: AsyncSession,
     walks: WalkCommands,
     user: User,
+    ids: IdentityFor,
     *,
     problem: str,
     customer_name: str | None = None,
@@ -97,48 +108,51 @@ async def run_intake(
     flow_id: uuid.UUID | None = None,
     adhoc: bool = False,
 ) -> IntakeOutcome:
-    """Decide, open an internal ticket, and (unless out of scope) start the walk and serve its first node."""
+    """Decide, then (unless out of scope) let the walk's workflow create its session and serve the first node.
+
+    Nothing is committed for a walk until its workflow runs: with Temporal down the caller gets a 503 and
+    no session; a retry with the same Idempotency-Key reaches the same session id (`ids`).
+    """
     await CategoryRepository(session).ensure_defaults(user.account_id)
     await session.commit()
     decision = await _decide(session, walks, user, problem, flow_id, adhoc)
-    ticket = await InternalTicketRepository(session).create(
-        account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
-        customer_name=customer_name, customer_contact=customer_contact,
-    )
     if decision.outcome == "out_of_scope":
+        ticket = await InternalTicketRepository(session).create(
+            account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
+            customer_name=customer_name, customer_contact=customer_contact,
+        )
         await session.commit()
         return IntakeOutcome("out_of_scope", ticket.id, decision.category, decision.message)
-    row = await WalkSessionRepository(session).create(
-        account_id=user.account_id, created_by_user_id=user.id,
-        session_kind=KIND_BY_OUTCOME[decision.outcome], ticket_id=str(ticket.id), category=decision.category,
-        problem_text=problem, flow_id=decision.flow.id if decision.flow else None,
+    walk = WalkCreate(
+        session_id=ids.entity_id("session"), ticket_id=ids.entity_id("ticket"), account_id=user.account_id,
+        created_by_user_id=user.id, session_kind=KIND_BY_OUTCOME[decision.outcome], category=decision.category,
+        problem_text=problem, customer_name=customer_name, customer_contact=customer_contact,
+        flow_id=decision.flow.id if decision.flow else None,
     )
-    await session.commit()  # the workflow loads the row, so it must be visible first
-    opened = await walks.open(row)
-    log.info("intake %s: %s session %s for account %s", decision.outcome, row.session_kind, row.id,
+    opened = await walks.create(walk, key=ids.key)
+    log.info("intake %s: %s session %s for account %s", decision.outcome, walk.session_kind, walk.session_id,
              user.account_id)
-    return IntakeOutcome(decision.outcome, ticket.id, decision.category, decision.message, row, opened.pending_node)
+    return IntakeOutcome(decision.outcome, walk.ticket_id, decision.category, decision.message, walk.session_id,
+                         walk.session_kind, opened.pending_node)
 
 
 async def escalate_without_walk(
-    session: AsyncSession,
     walks: WalkCommands,
     user: User,
+    ids: IdentityFor,
     *,
     problem: str,
     reason_category: str,
     reason: str | None,
     category: str | None = None,
-    key: str | None = None,
-) -> tuple[L1WalkSession, EscalateResult]:
-    """An internal ticket and an adhoc session, escalated at once (recipients are notified)."""
-    ticket = await InternalTicketRepository(session).create(
-        account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
+) -> tuple[WalkCreate, EscalateResult]:
+    """An internal ticket and an adhoc session, created and escalated by one workflow update."""
+    walk = WalkCreate(
+        session_id=ids.entity_id("session"), ticket_id=ids.entity_id("ticket"), account_id=user.account_id,
+        created_by_user_id=user.id, session_kind="adhoc", category=category, problem_text=problem,
     )
-    row = await WalkSessionRepository(session).create(
-        account_id=user.account_id, created_by_user_id=user.id, session_kind="adhoc",
-        ticket_id=str(ticket.id), category=category, problem_text=problem,
-    )
-    await session.commit()
-    result = await walks.escalate(row, EscalateInput(reason_category=reason_category, reason=reason), key)
-    return row, result
+    opened = await walks.create(walk, escalate=EscalateInput(reason_category=reason_category, reason=reason),
+                                key=ids.key)
+    if opened.escalation is None:
+        raise Conflict("This request's session already exists and is not active; send a new Idempotency-Key")
+    return walk, opened.escalation

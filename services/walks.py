@@ -1,175 +1,125 @@
-"""Commands on L1 walk workflows over Temporal, with Temporal's errors mapped to domain errors in one place."""
+"""Commands on L1 walk workflows: the walk's id, start input and search attributes, nothing else."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
-from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from temporalio.client import (
-    Client,
-    RPCTimeoutOrCancelledError,
-    WithStartWorkflowOperation,
-    WorkflowFailureError,
-    WorkflowUpdateFailedError,
-)
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.common import SearchAttributePair
+from temporalio.workflow import UpdateMethodMultiParam
 
 from core.config import Settings
-from core.errors import Conflict, DomainError, EngineUnavailable, NotFound, RuleViolation, UpstreamFailed
-from db.models import L1WalkSession
+from core.errors import Conflict
+from services.workflow_client import StartSpec, WorkflowClient
 from workflows.contracts.llm import LLM_SCHEDULE_TO_CLOSE, ClassifyIntakeInput, IntakeClassification
 from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
 from workflows.contracts.walk import (
-    REJECT_CONFLICT,
-    REJECT_NOT_FOUND,
-    REJECT_RULE,
-    REJECT_UPSTREAM,
-    UPDATE_ESCALATE,
-    UPDATE_NOTES,
-    UPDATE_OPEN,
-    UPDATE_RESOLVE,
-    UPDATE_STEP,
+    CreateInput,
     EscalateInput,
     EscalateResult,
     NotesInput,
+    NotesResult,
     OpenInput,
     OpenResult,
     ResolveInput,
     ResolveResult,
     StepInput,
     StepResult,
+    WalkCreate,
     WalkInput,
-    WalkState,
     walk_workflow_id,
 )
 from workflows.l1_intake import L1IntakeWorkflow
 from workflows.walk_session import WalkSessionWorkflow
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-_ERROR_BY_TYPE: dict[str, type[DomainError]] = {
-    REJECT_RULE: RuleViolation,
-    REJECT_NOT_FOUND: NotFound,
-    REJECT_CONFLICT: Conflict,
-    REJECT_UPSTREAM: UpstreamFailed,
-}
-_ENGINE_DOWN_CODES = frozenset({
-    RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-})
+ParamT = TypeVar("ParamT")
+ResultT = TypeVar("ResultT")
+WHAT = "walk session"
+# A flow step is one Postgres write; an AI-built step waits on the model.
+STEP_RESULT_TIMEOUT_S = 60.0
 
 
-def domain_error(exc: BaseException, *, timeout_s: float) -> DomainError | None:
-    """The domain error a Temporal failure stands for, or None when it is a bug (let it be a 500)."""
-    if isinstance(exc, (WorkflowUpdateFailedError, WorkflowFailureError)):
-        cause: BaseException | None = exc.cause
-        while cause is not None:
-            if isinstance(cause, ApplicationError) and cause.type in _ERROR_BY_TYPE:
-                return _ERROR_BY_TYPE[cause.type](cause.message)
-            cause = cause.__cause__
-        return None
-    if isinstance(exc, (TimeoutError, RPCTimeoutOrCancelledError)):
-        return EngineUnavailable(
-            f"No workflow worker answered within {timeout_s:g}s; retry later (with the same Idempotency-Key)"
-        )
-    if isinstance(exc, RPCError):
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return NotFound("The workflow for this session was not found")
-        if exc.status in _ENGINE_DOWN_CODES:
-            return EngineUnavailable(f"The workflow engine is unavailable: {exc.message}")
-    return None
+@dataclass(frozen=True)
+class WalkRef:
+    """What a command needs to know of a walk before sending it (a short read, or what intake decided)."""
 
-
-def _retrieve_start_error(start: WithStartWorkflowOperation[Any, Any]) -> None:
-    # A failed call also fails the operation's workflow-handle future, which nobody awaits here;
-    # retrieving it keeps asyncio from logging "Future exception was never retrieved".
-    future = getattr(start, "_workflow_handle", None)
-    if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
-        future.exception()
+    id: uuid.UUID
+    account_id: uuid.UUID
+    status: str
+    session_kind: str
+    category: str | None
+    problem_text: str = ""
 
 
 class WalkCommands:
     """Sends each walk command as update-with-start on `walk-{id}`, so it always finds its workflow."""
 
-    def __init__(self, client: Client, settings: Settings) -> None:
-        self._client = client
+    def __init__(self, workflows: WorkflowClient, settings: Settings) -> None:
+        self._workflows = workflows
         self._settings = settings
 
-    async def open(self, row: L1WalkSession) -> OpenResult:
-        """Start the walk's workflow if needed and get its pending node."""
-        return await self._update(row, UPDATE_OPEN, OpenInput(), OpenResult, None)
+    async def create(self, walk: WalkCreate, *, escalate: EscalateInput | None = None,
+                     key: str | None = None) -> OpenResult:
+        """Start the walk's workflow, which inserts its row (idempotent by id) and serves the first node."""
+        ref = WalkRef(id=walk.session_id, account_id=walk.account_id, status="active",
+                      session_kind=walk.session_kind, category=walk.category, problem_text=walk.problem_text)
+        return await self._send(ref, WalkSessionWorkflow.create, CreateInput(walk=walk, escalate=escalate), key,
+                                creating=True)
 
-    async def step(self, row: L1WalkSession, inp: StepInput, key: str | None) -> StepResult:
+    async def step(self, ref: WalkRef, inp: StepInput, key: str | None) -> StepResult:
         """Answer the pending question."""
-        return await self._update(row, UPDATE_STEP, inp, StepResult, key)
+        return await self._send(ref, WalkSessionWorkflow.step, inp, key)
 
-    async def add_notes(self, row: L1WalkSession, inp: NotesInput, key: str | None) -> WalkState:
+    async def open(self, ref: WalkRef) -> OpenResult:
+        """The pending node (asks the model for an AI-built walk's first node)."""
+        return await self._send(ref, WalkSessionWorkflow.open, OpenInput(), None)
+
+    async def add_notes(self, ref: WalkRef, inp: NotesInput, key: str | None) -> NotesResult:
         """Append notes."""
-        return await self._update(row, UPDATE_NOTES, inp, WalkState, key)
+        return await self._send(ref, WalkSessionWorkflow.add_notes, inp, key)
 
-    async def resolve(self, row: L1WalkSession, inp: ResolveInput, key: str | None) -> ResolveResult:
+    async def resolve(self, ref: WalkRef, inp: ResolveInput, key: str | None) -> ResolveResult:
         """Close as resolved."""
-        return await self._update(row, UPDATE_RESOLVE, inp, ResolveResult, key)
+        return await self._send(ref, WalkSessionWorkflow.resolve, inp, key)
 
-    async def escalate(self, row: L1WalkSession, inp: EscalateInput, key: str | None) -> EscalateResult:
+    async def escalate(self, ref: WalkRef, inp: EscalateInput, key: str | None) -> EscalateResult:
         """Escalate to engineers."""
-        return await self._update(row, UPDATE_ESCALATE, inp, EscalateResult, key)
+        return await self._send(ref, WalkSessionWorkflow.escalate, inp, key)
 
     async def classify_intake(self, inp: ClassifyIntakeInput) -> IntakeClassification:
         """Run the intake classification workflow and wait for its answer."""
-        try:
-            return await self._bounded(self._client.execute_workflow(
-                L1IntakeWorkflow.run, inp, id=f"l1-intake-{uuid.uuid4()}",
-                task_queue=self._settings.temporal_task_queue,
-                execution_timeout=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1),
-            ))
-        except WorkflowFailureError as exc:
-            log.warning("intake classification failed: %s", exc.cause)
-            raise UpstreamFailed("The AI could not classify the problem; try again or walk it ad hoc") from exc
-
-    async def _update(self, row: L1WalkSession, name: str, arg: Any, result_type: type[T], key: str | None) -> T:
-        if row.status != "active":
-            # Checked here too so a finished session never gets a fresh workflow run just to say no.
-            raise Conflict(f"This walk session is {row.status}; only active sessions change")
-        start = WithStartWorkflowOperation(
-            WalkSessionWorkflow.run,
-            WalkInput(session_id=str(row.id), account_id=str(row.account_id),
-                      idle_timeout_s=self._settings.l1_idle_timeout_s, max_depth=self._settings.l1_max_depth),
-            id=walk_workflow_id(str(row.id)),
-            task_queue=self._settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SA_ACCOUNT_ID, str(row.account_id)),
-                SearchAttributePair(SA_STATUS, row.status),
-                SearchAttributePair(SA_SESSION_KIND, row.session_kind),
-                SearchAttributePair(SA_CATEGORY, row.category or "none"),
-            ]),
+        return await self._workflows.execute(
+            L1IntakeWorkflow.run, inp, id=f"l1-intake-{uuid.uuid4()}", what="intake classification",
+            limit=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1),
         )
-        # The Idempotency-Key becomes the update id: Temporal answers a retried update with its first result.
-        update_id = f"{name}:{key}" if key else None
-        try:
-            result: T = await self._bounded(self._client.execute_update_with_start_workflow(
-                name, arg, start_workflow_operation=start, id=update_id, result_type=result_type,
-            ))
-        finally:
-            _retrieve_start_error(start)
-        return result
 
-    async def _bounded(self, call: Awaitable[T]) -> T:
-        timeout = self._settings.workflow_call_timeout_s
-        try:
-            return await asyncio.wait_for(call, timeout=timeout)
-        except (WorkflowUpdateFailedError, TimeoutError, RPCTimeoutOrCancelledError, RPCError) as exc:
-            mapped = domain_error(exc, timeout_s=timeout)
-            if mapped is None:
-                raise
-            if isinstance(mapped, EngineUnavailable):
-                log.warning("workflow call failed: %s", exc)
-            raise mapped from exc
+    async def _send(self, ref: WalkRef, update: UpdateMethodMultiParam[[WalkSessionWorkflow, ParamT], ResultT],
+                    arg: ParamT, key: str | None, *, creating: bool = False) -> ResultT:
+        if not creating and ref.status != "active":
+            # Checked here too so a finished session never gets a fresh workflow run just to say no.
+            raise Conflict(f"This walk session is {ref.status}; only active sessions change")
+        return await self._workflows.update(
+            self._start(ref, creating), update, arg, what=WHAT, idempotency_key=key,
+            result_timeout_s=max(STEP_RESULT_TIMEOUT_S, self._settings.workflow_call_timeout_s),
+        )
+
+    def _start(self, ref: WalkRef, creating: bool) -> StartSpec:
+        summary = f"L1 {ref.session_kind} walk · {ref.category or 'uncategorised'}"
+        if ref.problem_text:
+            summary += f" · {ref.problem_text[:80]}"
+        return StartSpec(
+            run=WalkSessionWorkflow.run,
+            arg=WalkInput(session_id=ref.id, account_id=ref.account_id,
+                          idle_timeout_s=self._settings.l1_idle_timeout_s, max_depth=self._settings.l1_max_depth,
+                          created_by_update=creating),
+            id=walk_workflow_id(ref.id),
+            search_attributes=(
+                SearchAttributePair(SA_ACCOUNT_ID, str(ref.account_id)),
+                SearchAttributePair(SA_STATUS, ref.status),
+                SearchAttributePair(SA_SESSION_KIND, ref.session_kind),
+                SearchAttributePair(SA_CATEGORY, ref.category or "none"),
+            ),
+            static_summary=summary,
+        )

@@ -8,14 +8,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts.llm import (
-        LLM_CLASSIFY_INTAKE,
-        LLM_RETRY_POLICY,
-        LLM_SCHEDULE_TO_CLOSE,
-        LLM_START_TO_CLOSE,
-        ClassifyIntakeInput,
-        IntakeClassification,
-    )
+    from workflows.contracts.llm import CLASSIFY_INTAKE, ClassifyIntakeInput, IntakeClassification
 
 
 @workflow.defn
@@ -25,8 +18,4 @@ class L1IntakeWorkflow:
     @workflow.run
     async def run(self, inp: ClassifyIntakeInput) -> IntakeClassification:
         """Ask the model (or the offline provider) and return its classification."""
-        return await workflow.execute_activity(
-            LLM_CLASSIFY_INTAKE, inp, result_type=IntakeClassification,
-            start_to_close_timeout=LLM_START_TO_CLOSE, schedule_to_close_timeout=LLM_SCHEDULE_TO_CLOSE,
-            retry_policy=LLM_RETRY_POLICY,
-        )
+        return await CLASSIFY_INTAKE(inp)

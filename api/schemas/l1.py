@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from api.schemas.common import RequestBody
+from api.schemas.common import FoldedName, RequestBody, folded_name
+from workflows.contracts.flow import MAX_FLOW_BYTES, FlowTree
 from workflows.contracts.llm import WalkedStep
 from workflows.contracts.walk import (
     EscalateInput,
-    FlowTree,
     NotesInput,
     ResolveInput,
     SessionKind,
     StepInput,
+    WalkControl,
     WalkNode,
     WalkNote,
-    WalkStatus,
 )
-
-NODE_ID_MAX = 200
 
 EXAMPLE_TREE: dict[str, Any] = {
     "root": "power",
@@ -48,15 +46,16 @@ class FlowCreate(RequestBody):
     ]})
 
     title: str = Field(min_length=1, max_length=200)
-    category: str = Field(min_length=1, max_length=60)
-    keywords: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default=[], max_length=50)
+    category: FoldedName
+    keywords: list[folded_name(60)] = Field(default=[], max_length=50)  # type: ignore[valid-type]
     tree: FlowTree
 
     @model_validator(mode="after")
     def _tree_is_walkable(self) -> FlowCreate:
-        # Steps name their node, and StepRequest.node_id is bounded: node ids must fit it.
-        problems = [f"node id '{n[:40]}...' is longer than {NODE_ID_MAX} characters"
-                    for n in self.tree.nodes if len(n) > NODE_ID_MAX] + self.tree.problems()
+        size = len(self.tree.model_dump_json(exclude_none=True))
+        if size > MAX_FLOW_BYTES:
+            raise ValueError(f"the tree is {size:,} bytes as JSON; a flow may be at most {MAX_FLOW_BYTES:,} bytes")
+        problems = self.tree.problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -93,7 +92,7 @@ class CategoryPatch(RequestBody):
         {"name": "printing", "in_scope": True, "escalation_recipient_ids": []},
     ]})
 
-    name: str = Field(min_length=1, max_length=60)
+    name: FoldedName
     in_scope: bool | None = None
     escalation_recipient_ids: list[uuid.UUID] | None = None
 
@@ -111,7 +110,7 @@ class IntakeRequest(RequestBody):
     customer_name: str | None = Field(default=None, max_length=200)
     customer_contact: str | None = Field(default=None, max_length=200)
     flow_id: uuid.UUID | None = Field(default=None, description="Walk this authored flow (skips matching).")
-    adhoc: bool = Field(default=False, description="Walk it ad hoc: notes only, no decision tree.")
+    adhoc: StrictBool = Field(default=False, description="Walk it ad hoc: notes only, no decision tree.")
 
 
 class IntakeResponse(BaseModel):
@@ -134,33 +133,31 @@ class IntakeResponse(BaseModel):
         return self
 
 
-class SessionOut(BaseModel):
-    """A walk session (from its row, or from the workflow's state right after a change)."""
+class SessionSummaryOut(WalkControl):
+    """A walk session without its notes (lists and command answers; `note_count` says how many)."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
-    status: WalkStatus
-    session_kind: SessionKind
     ticket_id: str
     ticket_kind: str
-    category: str | None
     problem_text: str
     flow_id: uuid.UUID | None
     walked_path: list[WalkedStep]
-    walk_notes: list[WalkNote]
-    pending_node: WalkNode | None
-    depth: int
     helpful: bool | None
     resolution_notes: str | None
     escalation_reason_category: str | None
     escalation_reason: str | None
     created_by_user_id: uuid.UUID | None
     started_at: datetime
-    last_step_at: datetime
     resolved_at: datetime | None
     escalated_at: datetime | None
     abandoned_at: datetime | None
+
+
+class SessionOut(SessionSummaryOut):
+    """A walk session with its notes, oldest first."""
+
+    walk_notes: list[WalkNote]
 
 
 class StepRequest(RequestBody, StepInput):
@@ -170,20 +167,18 @@ class StepRequest(RequestBody, StepInput):
         {"node_id": "power", "question": "Is the printer's power light on?", "answer": "Yes"},
     ]})
 
-    node_id: str = Field(min_length=1, max_length=NODE_ID_MAX)
-    question: str = Field(default="", max_length=1000)
 
 
 class StepResponse(BaseModel):
     """The session after the step, with the next question or the resolution reached."""
 
-    session: SessionOut
+    session: SessionSummaryOut
     next_node: WalkNode | None
     resolution: WalkNode | None
 
 
 class NotesRequest(RequestBody, NotesInput):
-    """Notes to append."""
+    """Notes to append (a walk keeps a bounded number of notes: see `notes` in the schema and the 400 detail)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"notes": [{"text": "Customer called about printer", "ts": "2026-05-28T10:00:00Z"}]},
@@ -191,7 +186,7 @@ class NotesRequest(RequestBody, NotesInput):
 
 
 class NotesResponse(BaseModel):
-    """All of the session's notes."""
+    """All of the session's notes, oldest first."""
 
     walk_notes: list[WalkNote]
 
@@ -203,14 +198,12 @@ class ResolveRequest(RequestBody, ResolveInput):
         {"helpful": True, "resolution_notes": "Restarted the printer."},
     ]})
 
-    resolution_notes: str | None = Field(default=None, max_length=10_000)
-
 
 class ResolveResponse(BaseModel):
     """The resolved session; `proposal_id` names the flow proposal learned from it, if any."""
 
     status: Literal["resolved"] = "resolved"
-    session: SessionOut
+    session: SessionSummaryOut
     proposal_id: uuid.UUID | None = None
 
 
@@ -221,16 +214,12 @@ class EscalateRequest(RequestBody, EscalateInput):
         {"reason_category": "needs_l2", "reason": "Beyond L1 scope"},
     ]})
 
-    # The session row keeps the category in a varchar(60): a longer one would wedge the walk's persistence.
-    reason_category: str = Field(min_length=1, max_length=60)
-    reason: str | None = Field(default=None, max_length=5000)
-
 
 class EscalateResponse(BaseModel):
     """The escalated session, who is emailed, and a warning when nobody is."""
 
     status: Literal["escalated"] = "escalated"
-    session: SessionOut
+    session: SessionSummaryOut
     notified: list[str] = []
     warning: str | None = None
 
@@ -246,7 +235,7 @@ class EscalateWithoutWalkRequest(RequestBody):
     problem_statement: str = Field(min_length=1, max_length=5000)
     reason_category: str = Field(min_length=1, max_length=60)
     reason: str | None = Field(default=None, max_length=5000)
-    category: str | None = Field(default=None, max_length=60, description="Picks the category's recipients.")
+    category: FoldedName | None = Field(default=None, description="Picks the category's recipients.")
 
 
 class EscalateWithoutWalkResponse(BaseModel):

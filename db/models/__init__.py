@@ -1,8 +1,10 @@
 """All ORM models, imported here so Alembic and the repositories see one metadata."""
 
 from db.models.account import Account, AccountSettings, Subscription
-from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1WalkSession
+from db.models.idempotency import IdempotencyRecord
+from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1WalkNote, L1WalkSession
 from db.models.llm_usage import LlmUsage
+from db.models.login_throttle import LoginThrottle
 from db.models.user import ROLE_RANK, AccountRole, User
 
 __all__ = [
@@ -11,11 +13,14 @@ __all__ = [
     "AccountRole",
     "AccountSettings",
     "FlowProposal",
+    "IdempotencyRecord",
     "InternalTicket",
     "L1Category",
     "L1Flow",
+    "L1WalkNote",
     "L1WalkSession",
     "LlmUsage",
+    "LoginThrottle",
     "Subscription",
     "User",
 ]

@@ -108,7 +108,7 @@ class L1WalkSession(UUIDPrimaryKey, Timestamps, Base):
         UUID(as_uuid=True), ForeignKey("l1_flows.id", ondelete="SET NULL"), nullable=True
     )
     walked_path: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
-    walk_notes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
+    note_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     pending_node: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     depth: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     helpful: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
@@ -120,6 +120,26 @@ class L1WalkSession(UUIDPrimaryKey, Timestamps, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     abandoned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class L1WalkNote(UUIDPrimaryKey, Base):
+    """A note the tech typed on a walk: rows, so a walk's notes never grow a workflow payload."""
+
+    __tablename__ = "l1_walk_notes"
+    __table_args__ = (
+        # One batch is one notes update; retrying its insert (same batch id) adds nothing.
+        UniqueConstraint("session_id", "batch_id", "position", name="uq_l1_walk_notes_batch"),
+        Index("ix_l1_walk_notes_session_order", "session_id", "created_at", "position"),
+    )
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("l1_walk_sessions.id", ondelete="CASCADE"), nullable=False
+    )
+    batch_id: Mapped[str] = mapped_column(String(300), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class FlowProposal(UUIDPrimaryKey, Timestamps, Base):

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import L1Category, L1Flow
+from db.repositories.base import AccountScopedRepository
 
 # Seeded per account on first use: what an L1 desk usually handles, and what it hands straight up.
 DEFAULT_CATEGORIES: tuple[tuple[str, bool], ...] = (
@@ -79,11 +80,10 @@ class CategoryRepository:
         return row
 
 
-class FlowRepository:
+class FlowRepository(AccountScopedRepository[L1Flow]):
     """Authored flows of an account."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    model = L1Flow
 
     async def create(
         self,
@@ -105,17 +105,6 @@ class FlowRepository:
         await self.session.flush()
         await self.session.refresh(flow)
         return flow
-
-    async def get(self, flow_id: uuid.UUID) -> L1Flow | None:
-        """Any flow by id (for the worker)."""
-        return await self.session.get(L1Flow, flow_id)
-
-    async def get_in_account(self, account_id: uuid.UUID, flow_id: uuid.UUID) -> L1Flow | None:
-        """The flow when it belongs to `account_id`."""
-        result = await self.session.execute(
-            select(L1Flow).where(L1Flow.id == flow_id, L1Flow.account_id == account_id)
-        )
-        return result.scalar_one_or_none()
 
     async def list_for_account(self, account_id: uuid.UUID, *, limit: int, offset: int) -> Sequence[L1Flow]:
         """The account's flows, newest first."""

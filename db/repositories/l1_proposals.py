@@ -9,16 +9,15 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import FlowProposal
+from db.repositories.base import AccountScopedRepository
 
 
-class FlowProposalRepository:
+class FlowProposalRepository(AccountScopedRepository[FlowProposal]):
     """Creates one proposal per walk (idempotently) and records reviews."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    model = FlowProposal
 
     async def create_once(
         self,
@@ -46,14 +45,6 @@ class FlowProposalRepository:
         )
         assert existing is not None
         return existing
-
-    async def get_in_account(
-        self, account_id: uuid.UUID, proposal_id: uuid.UUID, *, for_update: bool = False
-    ) -> FlowProposal | None:
-        """The proposal when it belongs to `account_id` (row-locked for a review when `for_update`)."""
-        query = select(FlowProposal).where(FlowProposal.id == proposal_id, FlowProposal.account_id == account_id)
-        result = await self.session.execute(query.with_for_update() if for_update else query)
-        return result.scalar_one_or_none()
 
     async def list_for_account(
         self, account_id: uuid.UUID, *, status: str | None, limit: int, offset: int

@@ -1,67 +1,134 @@
-"""L1 walk sessions: created by intake, changed only by their workflow (through persistence activities)."""
+"""L1 walk sessions and their notes: created and changed only by their workflow's activities.
+
+Every write is guarded by the state it expects (active, this pending node), so an activity retried
+after its first attempt committed finds its work done instead of doing it twice.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, literal, null, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
-from db.models import L1WalkSession
-
-# Columns the walk workflow owns; everything else is fixed at creation.
-MUTABLE_COLUMNS = frozenset({
-    "status", "walked_path", "walk_notes", "pending_node", "depth", "helpful", "resolution_notes",
-    "escalation_reason_category", "escalation_reason", "last_step_at", "resolved_at", "escalated_at",
-    "abandoned_at",
-})
+from db.models import InternalTicket, L1WalkNote, L1WalkSession
+from db.repositories.base import AccountScopedRepository
 
 
-class WalkSessionRepository:
-    """Reads walk sessions (scoped to an account for the API) and writes the workflow's state."""
+class WalkSessionRepository(AccountScopedRepository[L1WalkSession]):
+    """Reads walk sessions (scoped to an account for the API) and applies the workflow's changes."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    model = L1WalkSession
 
-    async def create(
+    async def create_once(
         self,
         *,
+        session_id: uuid.UUID,
+        ticket_id: uuid.UUID,
         account_id: uuid.UUID,
         created_by_user_id: uuid.UUID | None,
         session_kind: str,
-        ticket_id: str,
-        ticket_kind: str = "internal",
-        category: str | None = None,
-        problem_text: str = "",
-        flow_id: uuid.UUID | None = None,
-        started_at: datetime | None = None,
-        last_step_at: datetime | None = None,
+        category: str | None,
+        problem_text: str,
+        customer_name: str | None,
+        customer_contact: str | None,
+        flow_id: uuid.UUID | None,
+        pending_node: dict[str, Any] | None,
+        now: datetime,
     ) -> L1WalkSession:
-        """A new active session (its workflow starts on the first command)."""
-        now = datetime.now(UTC)
-        row = L1WalkSession(
-            id=uuid.uuid4(), account_id=account_id, created_by_user_id=created_by_user_id, status="active",
-            session_kind=session_kind, ticket_id=ticket_id, ticket_kind=ticket_kind, category=category,
-            problem_text=problem_text, flow_id=flow_id, walked_path=[], walk_notes=[], depth=0,
-            started_at=started_at or now, last_step_at=last_step_at or started_at or now,
-        )
-        self.session.add(row)
-        await self.session.flush()
+        """Insert the ticket and the active session unless they exist (same ids); the session as stored."""
+        await self.session.execute(insert(InternalTicket).values(
+            id=ticket_id, account_id=account_id, created_by_user_id=created_by_user_id,
+            problem_statement=problem_text, customer_name=customer_name, customer_contact=customer_contact,
+            status="open",
+        ).on_conflict_do_nothing(index_elements=["id"]))
+        await self.session.execute(insert(L1WalkSession).values(
+            id=session_id, account_id=account_id, created_by_user_id=created_by_user_id, status="active",
+            session_kind=session_kind, ticket_id=str(ticket_id), ticket_kind="internal", category=category,
+            # null(): a JSONB column stores Python None as the JSON value null, which `IS NULL` would miss.
+            problem_text=problem_text, flow_id=flow_id, walked_path=[],
+            pending_node=pending_node if pending_node is not None else null(), depth=0,
+            note_count=0, started_at=now, last_step_at=now,
+        ).on_conflict_do_nothing(index_elements=["id"]))
+        row = await self.session.get(L1WalkSession, session_id, populate_existing=True)
+        assert row is not None
         return row
 
-    async def get(self, session_id: uuid.UUID) -> L1WalkSession | None:
-        """Any session by id (for the worker; the API uses `get_in_account`)."""
-        return await self.session.get(L1WalkSession, session_id)
-
-    async def get_in_account(self, account_id: uuid.UUID, session_id: uuid.UUID) -> L1WalkSession | None:
-        """The session when it belongs to `account_id` (another account's id is simply not found)."""
-        result = await self.session.execute(
-            select(L1WalkSession).where(L1WalkSession.id == session_id, L1WalkSession.account_id == account_id)
+    async def record_step(
+        self, session_id: uuid.UUID, *, node_id: str, step: dict[str, Any], next_node: dict[str, Any], at: datetime
+    ) -> int | None:
+        """Append `step` and serve `next_node` if `node_id` is still pending: the new depth, or None when it is not."""
+        depth = await self.session.scalar(
+            update(L1WalkSession)
+            .where(L1WalkSession.id == session_id, L1WalkSession.status == "active",
+                   L1WalkSession.pending_node["id"].astext == node_id)
+            .values(walked_path=L1WalkSession.walked_path.op("||")(literal([step], JSONB)),
+                    pending_node=next_node, depth=L1WalkSession.depth + 1, last_step_at=at)
+            .returning(L1WalkSession.depth)
+            .execution_options(synchronize_session=False)
         )
-        return result.scalar_one_or_none()
+        return int(depth) if depth is not None else None
+
+    async def set_pending_node(self, session_id: uuid.UUID, node: dict[str, Any]) -> None:
+        """Serve the first node of an AI-built walk (only while none is pending)."""
+        await self.session.execute(
+            update(L1WalkSession)
+            .where(L1WalkSession.id == session_id,
+                   func.coalesce(func.jsonb_typeof(L1WalkSession.pending_node), "null") == "null")
+            .values(pending_node=node)
+        )
+
+    async def add_notes(
+        self, session_id: uuid.UUID, *, batch_id: str, notes: Sequence[dict[str, Any]], at: datetime
+    ) -> int:
+        """Insert a batch of notes once (a retried batch adds nothing); the walk's note count after it."""
+        rows = [{"id": uuid.uuid4(), "session_id": session_id, "batch_id": batch_id, "position": i,
+                 "text": n["text"], "ts": n["ts"], "created_at": at} for i, n in enumerate(notes)]
+        inserted = await self.session.execute(
+            insert(L1WalkNote).values(rows).on_conflict_do_nothing(constraint="uq_l1_walk_notes_batch")
+            .returning(L1WalkNote.id)
+        )
+        added = len(inserted.all())
+        count = await self.session.scalar(
+            update(L1WalkSession).where(L1WalkSession.id == session_id)
+            .values(note_count=L1WalkSession.note_count + added, last_step_at=at)
+            .returning(L1WalkSession.note_count)
+        )
+        return int(count or 0)
+
+    async def close(self, session_id: uuid.UUID, status: str, values: dict[str, Any]) -> bool:
+        """Move an active session to `status` (with `values`) and mirror it on its internal ticket.
+
+        False when the session is not active any more (a retried close finds it already done)."""
+        ticket_id = await self.session.scalar(
+            update(L1WalkSession)
+            .where(L1WalkSession.id == session_id, L1WalkSession.status == "active")
+            .values(status=status, **values)
+            .returning(L1WalkSession.ticket_id)
+        )
+        if ticket_id is None:
+            return False
+        try:
+            ticket = uuid.UUID(ticket_id)
+        except ValueError:
+            return True  # a PSA ticket id: nothing internal to mirror
+        await self.session.execute(
+            update(InternalTicket).where(InternalTicket.id == ticket).values(status=status)
+        )
+        return True
+
+    async def notes(self, session_id: uuid.UUID, *, last: int | None = None) -> Sequence[L1WalkNote]:
+        """The session's notes in the order they were added (only the `last` ones when given)."""
+        order = (L1WalkNote.created_at, L1WalkNote.position)
+        query = select(L1WalkNote).where(L1WalkNote.session_id == session_id)
+        if last is None:
+            return (await self.session.execute(query.order_by(*order))).scalars().all()
+        newest = (await self.session.execute(
+            query.order_by(*(c.desc() for c in order)).limit(last))).scalars().all()
+        return list(reversed(newest))
 
     async def list_active_for_user(
         self, account_id: uuid.UUID, user_id: uuid.UUID, *, limit: int, offset: int
@@ -91,12 +158,11 @@ class WalkSessionRepository:
         )
         return result.scalars().all()
 
-    async def write_state(self, session_id: uuid.UUID, values: dict[str, Any]) -> bool:
-        """Overwrite the workflow-owned columns; False when the row is gone."""
-        unknown = set(values) - MUTABLE_COLUMNS
-        if unknown:
-            raise ValueError(f"not workflow-owned columns: {sorted(unknown)}")
-        # A Core UPDATE on the table: this runs on every step, and the ORM's bulk-update path costs more.
-        table = cast(Table, L1WalkSession.__table__)
-        result = await self.session.execute(update(table).where(table.c.id == session_id).values(**values))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    async def ref_in_account(self, account_id: uuid.UUID, session_id: uuid.UUID) -> Any | None:
+        """The few columns a command route needs (id, account, status, kind, category), or None."""
+        result = await self.session.execute(
+            select(L1WalkSession.id, L1WalkSession.account_id, L1WalkSession.status, L1WalkSession.session_kind,
+                   L1WalkSession.category)
+            .where(L1WalkSession.id == session_id, L1WalkSession.account_id == account_id)
+        )
+        return result.one_or_none()

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
 
 from db.models import InternalTicket
+from db.repositories.base import AccountScopedRepository
 
 
-class InternalTicketRepository:
+class InternalTicketRepository(AccountScopedRepository[InternalTicket]):
     """Creates internal tickets and follows their walk's outcome."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    model = InternalTicket
 
     async def create(
         self,
@@ -34,13 +33,6 @@ class InternalTicketRepository:
         self.session.add(ticket)
         await self.session.flush()
         return ticket
-
-    async def get_in_account(self, account_id: uuid.UUID, ticket_id: uuid.UUID) -> InternalTicket | None:
-        """The ticket when it belongs to `account_id`."""
-        result = await self.session.execute(
-            select(InternalTicket).where(InternalTicket.id == ticket_id, InternalTicket.account_id == account_id)
-        )
-        return result.scalar_one_or_none()
 
     async def set_status(self, ticket_id: uuid.UUID, status: str) -> None:
         """Mirror the walk's outcome onto the ticket."""

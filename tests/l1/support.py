@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.models import L1WalkSession
+from services.walks import WalkRef
 from tests.helpers import add_member, make_user
 
 PRINTER_TREE: dict[str, Any] = {
@@ -69,3 +72,25 @@ def is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value
     except ValueError:
         return False
+
+
+async def insert_walk(db: AsyncSession, *, account_id: uuid.UUID, user_id: uuid.UUID, session_kind: str = "adhoc",
+                      flow_id: uuid.UUID | None = None, problem_text: str = "", ticket_id: uuid.UUID | None = None,
+                      **times: Any) -> L1WalkSession:
+    """A session row written directly, as the seeds do (its workflow starts on the first command)."""
+    now = datetime.now(UTC)
+    row = L1WalkSession(
+        id=uuid.uuid4(), account_id=account_id, created_by_user_id=user_id, ticket_id=str(ticket_id or uuid.uuid4()),
+        ticket_kind="internal", session_kind=session_kind, status="active", flow_id=flow_id,
+        problem_text=problem_text, walked_path=[], depth=0, note_count=0,
+        started_at=times.get("started_at", now), last_step_at=times.get("last_step_at", now),
+    )
+    db.add(row)
+    await db.commit()
+    return row
+
+
+def walk_ref(row: L1WalkSession) -> WalkRef:
+    """What a command needs of a row."""
+    return WalkRef(id=row.id, account_id=row.account_id, status=row.status, session_kind=row.session_kind,
+                   category=row.category)

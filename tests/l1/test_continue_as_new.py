@@ -19,10 +19,12 @@ from db.repositories.l1_catalog import FlowRepository
 from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.l1_tickets import InternalTicketRepository
 from services.walks import WalkCommands
+from services.workflow_client import WorkflowClient
 from tests.helpers import make_user
+from tests.l1.support import insert_walk, walk_ref
 from worker import build_worker
 from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
-from workflows.contracts.walk import QUERY_STATE, StepInput, WalkState, walk_workflow_id
+from workflows.contracts.walk import QUERY_STATE, StepInput, WalkControl, walk_workflow_id
 from workflows.walk_session import WalkSessionWorkflow
 
 STEPS = 12
@@ -55,11 +57,12 @@ async def test_walk_continues_as_new_and_keeps_its_state(
                                            keywords=[], tree=LOOP_TREE)
     ticket = await InternalTicketRepository(db).create(account_id=account_id, created_by_user_id=user_id,
                                                        problem_statement="long walk")
-    row = await WalkSessionRepository(db).create(account_id=account_id, created_by_user_id=user_id,
-                                                 session_kind="flow", ticket_id=str(ticket.id), flow_id=flow.id)
     await db.commit()
+    row = walk_ref(await insert_walk(db, account_id=account_id, user_id=user_id, session_kind="flow",
+                                     flow_id=flow.id, ticket_id=ticket.id))
     custom = settings.model_copy(update={"temporal_task_queue": f"can-{uuid.uuid4().hex[:8]}"})
-    walks = WalkCommands(eager_env.client, custom)
+    walks = WalkCommands(WorkflowClient(eager_env.client, task_queue=custom.temporal_task_queue,
+                                        accept_timeout_s=10), custom)
     deps = ActivityDeps(settings=custom, session_factory=session_factory)
     async with build_worker(eager_env.client, deps, task_queue=custom.temporal_task_queue):
         node = (await walks.open(row)).pending_node
@@ -72,8 +75,8 @@ async def test_walk_continues_as_new_and_keeps_its_state(
         assert node is not None and node.resolution == "All checked."
         latest = await handle.describe()
         assert latest.run_id != first_run  # it continued as new at least once
-        live = await handle.query(QUERY_STATE, result_type=WalkState)
-        assert [s.node_id for s in live.walked_path] == [f"n{i}" for i in range(STEPS)]
+        live = await handle.query(QUERY_STATE, result_type=WalkControl)
+        assert live.depth == STEPS and live.pending_node == node
         history = await eager_env.client.get_workflow_handle(
             walk_workflow_id(str(row.id)), run_id=first_run).fetch_history()
     # The first run's history replays deterministically against today's code.
@@ -81,5 +84,5 @@ async def test_walk_continues_as_new_and_keeps_its_state(
     got = await WalkSessionRepository(db).get(row.id)
     assert got is not None
     await db.refresh(got)
-    assert got.depth == STEPS and len(got.walked_path) == STEPS
+    assert got.depth == STEPS and [s["node_id"] for s in got.walked_path] == [f"n{i}" for i in range(STEPS)]
 

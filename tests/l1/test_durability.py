@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from tests.helpers import add_member, make_user
+from tests.l1.broken_workflow import BrokenWalkWorkflow
 from tests.l1.conftest import StackFactory
-from tests.l1.support import PRINTER_TREE
+from tests.l1.support import PRINTER_TREE, insert_walk
 from worker import build_worker
 from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
-from workflows.contracts.walk import QUERY_STATE, WalkState, walk_workflow_id
+from workflows.contracts.walk import QUERY_STATE, WalkControl, walk_workflow_id
 
 API = "/api/v1/l1"
 TREE = {"root": "a", "nodes": {
@@ -53,8 +56,8 @@ async def test_killing_the_worker_mid_walk_loses_nothing(
                                       json={"node_id": "c", "answer": "go"})
             assert three.json()["resolution"]["resolution"] == "Fixed by step three."
             handle = temporal_client.get_workflow_handle(walk_workflow_id(sid))
-            live = await handle.query(QUERY_STATE, result_type=WalkState)
-            assert [s.node_id for s in live.walked_path] == ["a", "b", "c"]
+            live = await handle.query(QUERY_STATE, result_type=WalkControl)
+            assert live.depth == 3 and live.pending_node is not None and live.pending_node.kind == "resolution"
             done = await client.post(f"{API}/sessions/{sid}/resolve", headers=tech, json={"helpful": True})
             assert done.status_code == 200, done.text
             assert await handle.result() == "resolved"
@@ -90,3 +93,21 @@ async def test_walks_carry_search_attributes_for_the_temporal_ui(
                                        json={"reason_category": "needs_l2"})
         assert resp.status_code == 200, resp.text
         assert (await handle.describe()).typed_search_attributes.get(SA_STATUS) == "escalated"
+
+
+async def test_a_walk_whose_workflow_task_keeps_failing_is_a_503_being_repaired(
+    make_stack: StackFactory, temporal_client: Client, db: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_stack(with_worker=False, workflow_call_timeout_s=2) as stack:
+        info = await make_user(stack.client, db, role="l1_tech")
+        row = await insert_walk(db, account_id=uuid.UUID(info["account_id"]), user_id=uuid.UUID(info["user"]["id"]))
+        body = {"notes": [{"text": "x", "ts": "2026-05-28T10:00:00Z"}]}
+        async with Worker(temporal_client, task_queue=stack.settings.temporal_task_queue,
+                          workflows=[BrokenWalkWorkflow]):
+            answers = []
+            for _ in range(3):
+                resp = await stack.client.post(f"{API}/sessions/{row.id}/notes", headers=info["headers"], json=body)
+                answers.append((resp.status_code, resp.json()["detail"]))
+        assert all(code == 503 for code, _ in answers), answers
+        assert any("being repaired" in detail for _, detail in answers), answers
+        assert any("failing workflow task" in r.message for r in caplog.records if r.levelname == "ERROR")

@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.repositories.l1_sessions import WalkSessionRepository
 from tests.helpers import make_user
-from tests.l1.support import adhoc_session, intake, is_uuid, l1_tech
+from tests.l1.support import adhoc_session, insert_walk, intake, is_uuid, l1_tech
 
 
 async def test_intake_build_creates_ai_build_session(client: AsyncClient, db: AsyncSession) -> None:
@@ -107,14 +106,10 @@ async def test_list_active_sessions_ordered(client: AsyncClient, db: AsyncSessio
     info = await l1_tech(client, db)
     account_id, user_id = uuid.UUID(info["account_id"]), uuid.UUID(info["user"]["id"])
     now = datetime.now(UTC)
-    repo = WalkSessionRepository(db)
-    s1 = await repo.create(account_id=account_id, created_by_user_id=user_id, session_kind="adhoc",
-                           ticket_id=str(uuid.uuid4()), started_at=now - timedelta(minutes=10),
+    s1 = await insert_walk(db, account_id=account_id, user_id=user_id, started_at=now - timedelta(minutes=10),
                            last_step_at=now - timedelta(minutes=5))
-    s2 = await repo.create(account_id=account_id, created_by_user_id=user_id, session_kind="adhoc",
-                           ticket_id=str(uuid.uuid4()), started_at=now - timedelta(minutes=20),
+    s2 = await insert_walk(db, account_id=account_id, user_id=user_id, started_at=now - timedelta(minutes=20),
                            last_step_at=now - timedelta(minutes=1))
-    await db.commit()
     resp = await client.get("/api/v1/l1/sessions/active", headers=info["headers"])
     assert resp.status_code == 200, resp.text
     ids = [b["id"] for b in resp.json()]

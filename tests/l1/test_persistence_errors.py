@@ -13,7 +13,8 @@ from core.config import Settings
 from core.errors import RuleViolation
 from db.repositories.l1_sessions import WalkSessionRepository
 from services.walks import WalkCommands
-from tests.l1.support import adhoc_session, l1_tech
+from services.workflow_client import WorkflowClient
+from tests.l1.support import adhoc_session, l1_tech, walk_ref
 from workflows.contracts.walk import EscalateInput
 
 
@@ -25,11 +26,12 @@ async def test_unstorable_values_fail_fast_and_leave_the_walk_usable(
     row = await WalkSessionRepository(db).get(uuid.UUID(sid))
     assert row is not None
     await db.commit()
-    # The API bounds reason_category; a caller that skips it (here: the service directly) must not
-    # make the persistence activity retry forever on a value the column cannot hold.
-    walks = WalkCommands(temporal_client, settings)
+    # The API refuses NUL characters; a caller that skips it (here: the service directly) must not make
+    # the persistence activity retry forever on a value Postgres cannot store.
+    walks = WalkCommands(WorkflowClient(temporal_client, task_queue=settings.temporal_task_queue,
+                                        accept_timeout_s=5), settings)
     with pytest.raises(RuleViolation, match="could not be stored"):
-        await walks.escalate(row, EscalateInput(reason_category="x" * 100, reason="too long"), None)
+        await walks.escalate(walk_ref(row), EscalateInput(reason_category="needs_l2", reason="nul \x00 here"), None)
 
     still = await client.get(f"/api/v1/l1/sessions/{sid}", headers=tech["headers"])
     assert still.json()["status"] == "active"

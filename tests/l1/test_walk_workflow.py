@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities.persistence import PersistenceActivities
+from activities.persistence import WalkPersistence
 from tests.helpers import make_user
 from tests.l1.conftest import StackFactory
 from tests.l1.support import is_uuid
@@ -51,12 +51,10 @@ class FakeLlm:
 
 def fake_worker(client: Client, stack: Any, llm: FakeLlm) -> Worker:
     """A worker on the stack's queue with real persistence and the fake LLM."""
-    persistence = PersistenceActivities(stack.deps.session_factory)
     return Worker(
         client, task_queue=stack.settings.temporal_task_queue,
         workflows=[WalkSessionWorkflow, L1IntakeWorkflow],
-        activities=[persistence.load_walk, persistence.save_walk, persistence.resolve_walk,
-                    persistence.escalate_walk, llm.classify, llm.next_node],
+        activities=[*WalkPersistence(stack.deps.session_factory).all(), llm.classify, llm.next_node],
     )
 
 

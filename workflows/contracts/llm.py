@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
 
+from workflows.contracts.common import ActivityRef
+
 ConfidenceTier = Literal["discovery", "exploring", "guided"]
 FixOutcome = Literal["applied_success", "applied_failed", "applied_partial", "applied_pending", "dismissed"]
 
@@ -202,4 +204,16 @@ LLM_RETRY_POLICY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
     non_retryable_error_types=["LlmNonRetryableError", "LlmInvalidOutputError"],
+)
+
+
+# --- typed activity references (what workflow code calls) ----------------------------------------
+
+CLASSIFY_INTAKE: ActivityRef[ClassifyIntakeInput, IntakeClassification] = ActivityRef(
+    LLM_CLASSIFY_INTAKE, IntakeClassification, LLM_START_TO_CLOSE, LLM_RETRY_POLICY,
+    schedule_to_close=LLM_SCHEDULE_TO_CLOSE,
+)
+NEXT_WALK_NODE: ActivityRef[NextWalkNodeInput, WalkNodeSuggestion] = ActivityRef(
+    LLM_NEXT_WALK_NODE, WalkNodeSuggestion, LLM_START_TO_CLOSE, LLM_RETRY_POLICY,
+    schedule_to_close=LLM_SCHEDULE_TO_CLOSE,
 )

@@ -7,6 +7,8 @@ from datetime import timedelta
 from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
 
+from workflows.contracts.common import ActivityRef
+
 NOTIFY_SEND_EMAIL = "notify.send_email"
 
 NOTIFY_START_TO_CLOSE = timedelta(seconds=30)
@@ -26,3 +28,8 @@ class EmailMessage(BaseModel):
     to: list[str] = Field(min_length=1)
     subject: str = Field(min_length=1, max_length=300)
     body: str
+
+
+SEND_EMAIL: ActivityRef[EmailMessage, None] = ActivityRef(
+    NOTIFY_SEND_EMAIL, None, NOTIFY_START_TO_CLOSE, NOTIFY_RETRY_POLICY,
+)

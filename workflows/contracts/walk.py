@@ -1,106 +1,40 @@
-"""Contracts of the L1 walk: its state, the updates it accepts and the `persistence.*` activities it calls.
+"""Contracts of the L1 walk: its control state, the updates it accepts and the activities it calls.
 
-Field names of `WalkState` match the `l1_walk_sessions` columns so the row and the state map one to one.
+The workflow holds only what its decisions need (`WalkControl`: status, the pending node, counters);
+the walked path, the notes and the flow's tree live in Postgres and activities read them by id, so
+no payload grows with the walk.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
-from temporalio.common import RetryPolicy
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, StrictBool
 
+from workflows.contracts.common import ActivityRef, persistence
 from workflows.contracts.llm import WalkedStep
 
 SessionKind = Literal["flow", "ai_build", "adhoc"]
 WalkStatus = Literal["active", "resolved", "escalated", "abandoned"]
 
 WALK_WORKFLOW_PREFIX = "walk-"
-
-# Names of the updates, query and activities (workflows call activities by name).
-UPDATE_OPEN = "open"
-UPDATE_STEP = "step"
-UPDATE_NOTES = "add_notes"
-UPDATE_RESOLVE = "resolve"
-UPDATE_ESCALATE = "escalate"
 QUERY_STATE = "state"
-ACT_LOAD_WALK = "persistence.load_walk"
-ACT_SAVE_WALK = "persistence.save_walk"
-ACT_RESOLVE_WALK = "persistence.resolve_walk"
-ACT_ESCALATE_WALK = "persistence.escalate_walk"
 
-# Rejections carry one of these as ApplicationError.type; the API maps each to its domain error.
-REJECT_RULE = "RuleViolation"  # 400
-REJECT_NOT_FOUND = "NotFound"  # 404
-REJECT_CONFLICT = "Conflict"  # 409
-REJECT_UPSTREAM = "UpstreamFailed"  # 502
-
-# Persistence is short Postgres work next to the worker: run as local activities, retried with backoff.
-PERSIST_TIMEOUT = timedelta(seconds=20)
-PERSIST_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+# Bounds on what a walk accumulates; each is refused with a 4xx that names it.
+MAX_NOTES_PER_REQUEST = 50
+MAX_NOTES_PER_WALK = 500
+NOTE_TEXT_MAX = 10_000
+ANSWER_MAX = 2000
+QUESTION_MAX = 1000
+NODE_ID_MAX = 200
+CATEGORY_MAX = 60
 
 
-def walk_workflow_id(session_id: str) -> str:
+def walk_workflow_id(session_id: uuid.UUID | str) -> str:
     """The one workflow id of a walk session."""
     return f"{WALK_WORKFLOW_PREFIX}{session_id}"
-
-
-# --- authored flows -----------------------------------------------------------------------------
-
-
-class FlowOption(BaseModel):
-    """An answer: leads to another node (`next`) or ends the walk with a `resolution`."""
-
-    label: str = Field(min_length=1, max_length=200)
-    next: str | None = None
-    resolution: str | None = Field(default=None, max_length=4000)
-
-
-class FlowNode(BaseModel):
-    """A question and its answers."""
-
-    question: str = Field(min_length=1, max_length=1000)
-    options: list[FlowOption] = Field(min_length=1, max_length=20)
-
-
-class FlowTree(BaseModel):
-    """`{root, nodes:{id: node}}`."""
-
-    root: str
-    nodes: dict[str, FlowNode]
-
-    def problems(self) -> list[str]:
-        """What makes this tree unwalkable: dangling links, ambiguous options, cycles (empty when fine)."""
-        found: list[str] = []
-        if self.root not in self.nodes:
-            found.append(f"root '{self.root}' is not one of the nodes")
-        for node_id, node in self.nodes.items():
-            for option in node.options:
-                if (option.next is None) == (option.resolution is None):
-                    found.append(f"node '{node_id}' option '{option.label}' needs exactly one of next/resolution")
-                elif option.next is not None and option.next not in self.nodes:
-                    found.append(f"node '{node_id}' option '{option.label}' leads to unknown node '{option.next}'")
-        if not found and self._has_cycle():
-            found.append("the tree has a cycle: a walk could loop forever")
-        return found
-
-    def _has_cycle(self) -> bool:
-        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-        def visit(node_id: str) -> bool:
-            state[node_id] = 1
-            for option in self.nodes[node_id].options:
-                nxt = option.next
-                if nxt is not None and (state.get(nxt) == 1 or (nxt not in state and visit(nxt))):
-                    return True
-            state[node_id] = 2
-            return False
-
-        return any(visit(n) for n in self.nodes if n not in state)
-
-
-# --- walk state ---------------------------------------------------------------------------------
 
 
 class WalkNode(BaseModel):
@@ -113,54 +47,75 @@ class WalkNode(BaseModel):
     resolution: str | None = None
     escalate: bool = False
 
+    def option_matching(self, answer: str) -> str | None:
+        """The option label `answer` names (trimmed, case-insensitive), or None."""
+        wanted = answer.strip().casefold()
+        return next((o for o in self.options if o.strip().casefold() == wanted), None)
+
+
+def _timestamp_not_number(value: Any) -> Any:
+    # Pydantic reads a number as seconds since 1970: `"ts": 0` would silently become 1970-01-01.
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 timestamp with a timezone, e.g. 2026-05-28T10:00:00Z, not a number")
+    return value
+
 
 class WalkNote(BaseModel):
-    """A timestamped note the tech typed."""
+    """A timestamped note the tech typed (`ts`: an ISO 8601 timestamp with a timezone)."""
 
-    text: str = Field(min_length=1, max_length=10_000)
-    ts: AwareDatetime
+    text: str = Field(min_length=1, max_length=NOTE_TEXT_MAX)
+    ts: Annotated[AwareDatetime, BeforeValidator(_timestamp_not_number)]
 
 
-class WalkState(BaseModel):
-    """Everything the walk workflow knows; persisted to its row after every accepted change."""
+class WalkControl(BaseModel):
+    """Everything the walk workflow decides on; small, so it crosses Temporal at no cost."""
 
-    id: str
-    account_id: str
-    created_by_user_id: str | None = None
+    id: uuid.UUID
+    account_id: uuid.UUID
     status: WalkStatus = "active"
     session_kind: SessionKind
-    ticket_id: str
-    ticket_kind: str = "internal"
     category: str | None = None
-    problem_text: str = ""
-    flow_id: str | None = None
-    walked_path: list[WalkedStep] = []
-    walk_notes: list[WalkNote] = []
     pending_node: WalkNode | None = None
     depth: int = 0
-    helpful: bool | None = None
-    resolution_notes: str | None = None
-    escalation_reason_category: str | None = None
-    escalation_reason: str | None = None
-    started_at: datetime
+    note_count: int = 0
     last_step_at: datetime
-    resolved_at: datetime | None = None
-    escalated_at: datetime | None = None
-    abandoned_at: datetime | None = None
+
+
+class WalkCreate(BaseModel):
+    """What the walk's first `create` inserts: its session row and internal ticket (ids chosen by the API)."""
+
+    session_id: uuid.UUID
+    ticket_id: uuid.UUID
+    account_id: uuid.UUID
+    created_by_user_id: uuid.UUID | None
+    session_kind: SessionKind
+    category: str | None = None
+    problem_text: str
+    customer_name: str | None = None
+    customer_contact: str | None = None
+    flow_id: uuid.UUID | None = None
 
 
 class WalkInput(BaseModel):
     """Start input: which session, the knobs from settings, and the state when continuing as new."""
 
-    session_id: str
-    account_id: str
+    session_id: uuid.UUID
+    account_id: uuid.UUID
     idle_timeout_s: int = Field(default=24 * 3600, ge=1)
     max_depth: int = Field(default=12, ge=1)
-    state: WalkState | None = None
-    flow_tree: FlowTree | None = None
+    # Started by its `create` update: wait for that to insert the row instead of loading it.
+    created_by_update: bool = False
+    state: WalkControl | None = None
 
 
 # --- update inputs and results ------------------------------------------------------------------
+
+
+class CreateInput(BaseModel):
+    """Insert the session (idempotent by id) and serve its first node; escalate at once if asked."""
+
+    walk: WalkCreate
+    escalate: EscalateInput | None = None
 
 
 class OpenInput(BaseModel):
@@ -168,24 +123,23 @@ class OpenInput(BaseModel):
 
 
 class OpenResult(BaseModel):
-    """The session and its pending node."""
+    """The pending node, and the escalation when `create` escalated at once."""
 
-    state: WalkState
     pending_node: WalkNode | None
+    escalation: EscalateResult | None = None
 
 
 class StepInput(BaseModel):
     """The tech answered the pending question."""
 
-    node_id: str
-    question: str = ""
-    answer: str = Field(min_length=1, max_length=2000)
+    node_id: str = Field(min_length=1, max_length=NODE_ID_MAX)
+    question: str = Field(default="", max_length=QUESTION_MAX)
+    answer: str = Field(min_length=1, max_length=ANSWER_MAX)
 
 
 class StepResult(BaseModel):
-    """The session after the step, plus the next question or the resolution reached."""
+    """The next question, or the resolution reached."""
 
-    state: WalkState
     next_node: WalkNode | None = None
     resolution: WalkNode | None = None
 
@@ -193,76 +147,145 @@ class StepResult(BaseModel):
 class NotesInput(BaseModel):
     """Notes appended to the session."""
 
-    notes: list[WalkNote] = Field(min_length=1, max_length=100)
+    notes: list[WalkNote] = Field(min_length=1, max_length=MAX_NOTES_PER_REQUEST)
+
+
+class NotesResult(BaseModel):
+    """How many notes the walk has now."""
+
+    note_count: int
 
 
 class ResolveInput(BaseModel):
     """The tech closes the walk as resolved."""
 
-    helpful: bool
-    resolution_notes: str | None = None
+    helpful: StrictBool
+    resolution_notes: str | None = Field(default=None, max_length=10_000)
 
 
 class ResolveResult(BaseModel):
-    """The resolved session and the flow proposal learned from it, if any."""
+    """The flow proposal learned from the walk, if any."""
 
-    state: WalkState
-    proposal_id: str | None = None
+    proposal_id: uuid.UUID | None = None
 
 
 class EscalateInput(BaseModel):
     """The tech hands the problem to engineers."""
 
-    reason_category: str
-    reason: str | None = None
+    reason_category: str = Field(min_length=1, max_length=CATEGORY_MAX)
+    reason: str | None = Field(default=None, max_length=5000)
 
 
 class EscalateResult(BaseModel):
-    """The escalated session, who will be emailed, and a warning when nobody is."""
+    """Who will be emailed, and a warning when nobody is."""
 
-    state: WalkState
     notified: list[str] = []
     warning: str | None = None
+
+
+CreateInput.model_rebuild()
+OpenResult.model_rebuild()
 
 
 # --- persistence activity contracts -------------------------------------------------------------
 
 
-class LoadWalkInput(BaseModel):
-    """Which session to load."""
+class WalkRef(BaseModel):
+    """Which session."""
 
-    session_id: str
-
-
-class LoadWalkResult(BaseModel):
-    """The session's state and its flow's tree (a snapshot), or `state=None` when the row does not exist."""
-
-    state: WalkState | None
-    flow_tree: FlowTree | None = None
+    session_id: uuid.UUID
 
 
-class SaveWalkInput(BaseModel):
-    """Write the state to the session's row (and its ticket's status when it ends)."""
+class RecordStepInput(BaseModel):
+    """Append the answered step and serve `next_node` (computed from the flow's tree when None)."""
 
-    state: WalkState
+    session_id: uuid.UUID
+    node_id: str
+    question: str
+    answer: str
+    at: datetime
+    next_node: WalkNode | None = None
+
+
+class RecordStepResult(BaseModel):
+    """The node now pending and the walk's depth."""
+
+    pending_node: WalkNode
+    depth: int
+
+
+class SetPendingInput(BaseModel):
+    """Serve `node` as the first node of an AI-built walk."""
+
+    session_id: uuid.UUID
+    node: WalkNode
+
+
+class WalkPrompt(BaseModel):
+    """What the model needs for the next node of an AI-built walk (bounded by the depth cap)."""
+
+    problem: str
+    category: str | None
+    walked_path: list[WalkedStep]
+
+
+class AddNotesInput(BaseModel):
+    """Insert notes as rows; `batch_id` (the update's id) makes a retried insert a no-op."""
+
+    session_id: uuid.UUID
+    batch_id: str
+    notes: list[WalkNote]
+    at: datetime
+
+
+class CloseWalkInput(BaseModel):
+    """End the walk: resolved, escalated or abandoned, with what the tech said."""
+
+    session_id: uuid.UUID
+    status: Literal["resolved", "escalated", "abandoned"]
+    at: datetime
+    helpful: bool | None = None
+    resolution_notes: str | None = None
+    escalation_reason_category: str | None = None
+    escalation_reason: str | None = None
 
 
 class ResolveWalkResult(BaseModel):
     """The flow proposal created from a helpful AI-built walk."""
 
-    proposal_id: str | None = None
+    proposal_id: uuid.UUID | None = None
 
 
 class Recipient(BaseModel):
     """Someone to email about an escalation."""
 
-    user_id: str
+    user_id: uuid.UUID
     email: str
     name: str
 
 
+class LoadWalkResult(BaseModel):
+    """The walk's control state, or None when its row does not exist."""
+
+    control: WalkControl | None = None
+
+
 class EscalateWalkResult(BaseModel):
-    """Live recipients: the category's, else the account's defaults; `source` says which."""
+    """Live recipients (the category's, else the account's defaults) and the email to send them."""
 
     recipients: list[Recipient] = []
     source: Literal["category", "default", "none"] = "none"
+    subject: str = ""
+    body: str = ""
+
+
+CREATE_WALK = persistence("persistence.create_walk", WalkCreate, WalkControl)
+LOAD_WALK = persistence("persistence.load_walk", WalkRef, LoadWalkResult)
+RECORD_STEP = persistence("persistence.record_walk_step", RecordStepInput, RecordStepResult)
+SET_PENDING: ActivityRef[SetPendingInput, None] = persistence(
+    "persistence.set_walk_pending_node", SetPendingInput, None)
+WALK_PROMPT = persistence("persistence.walk_prompt", WalkRef, WalkPrompt)
+ADD_NOTES = persistence("persistence.add_walk_notes", AddNotesInput, NotesResult)
+RESOLVE_WALK = persistence("persistence.resolve_walk", CloseWalkInput, ResolveWalkResult)
+ESCALATE_WALK = persistence("persistence.escalate_walk", CloseWalkInput, EscalateWalkResult)
+ABANDON_WALK: ActivityRef[CloseWalkInput, None] = persistence("persistence.abandon_walk", CloseWalkInput, None)

@@ -1,0 +1,138 @@
+"""`Idempotency-Key` on every state-changing request (draft-ietf-httpapi-idempotency-key-header).
+
+The first answer is kept in Postgres per (account, key) with a fingerprint of the request for 24 h:
+a retry with the same body replays it (status and body, even after the workflow behind it ended),
+the same key with another body is a 422, and the same key while the first is still running a 409.
+Answers a retry could change (5xx, 429) are not kept: the key is released for the retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.deps import CurrentUser
+from api.errors import status_for
+from core.errors import Conflict, DomainError, UnprocessableRequest
+from db.repositories.idempotency import IdempotencyRepository
+
+log = logging.getLogger(__name__)
+RETENTION = timedelta(hours=24)
+# Longer than any command's bounds (accept + result): a claim older than this was abandoned.
+LEASE = timedelta(minutes=5)
+PURGE_CHANCE = 0.01  # about one keyed request in a hundred sweeps expired keys
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+IdempotencyKeyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$",
+    description="Send the same key when retrying: the command is applied once and its first answer (status "
+                "and body) replayed for 24 h. The same key with another body is a 422, while the first request "
+                "is still running a 409. Letters, digits and . _ : - only (a UUID is ideal).",
+    examples=["5f0c6d1e-8a4b-4f1e-9c3a-2b7d0e6f1a90"],
+)]
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """A hash of what makes two requests the same: method, path and the body (JSON compared by value)."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode() if body else b""
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(b"\n".join([method.encode(), path.encode(), canonical])).hexdigest()
+
+
+class IdempotentCommand:
+    """Runs one command under the request's key (or plainly when it has none)."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], account_id: uuid.UUID,
+                 key: str | None, method: str, path: str, request_hash: str) -> None:
+        self._session_factory = session_factory
+        self._account_id = account_id
+        self.key = key
+        self._method, self._path, self._hash = method, path, request_hash
+
+    def entity_id(self, kind: str) -> uuid.UUID:
+        """The id of an entity this command creates: derived from key and request, so a retry reuses it."""
+        if self.key is None:
+            return uuid.uuid4()
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"rflow:{self._account_id}:{self.key}:{self._hash}:{kind}")
+
+    async def run(self, command: Callable[[], Awaitable[BaseModel]], *, status_code: int = 200) -> Response:
+        """The command's answer as JSON, stored for replay; or the stored answer of the first request."""
+        if self.key is None:
+            return JSONResponse(jsonable_encoder(await command()), status_code=status_code)
+        replay = await self._claim()
+        if replay is not None:
+            return replay
+        try:
+            result = await command()
+        except DomainError as exc:
+            status = status_for(exc)
+            if status >= 500 or status == 429:
+                await self._release()
+            else:
+                await self._complete(status, {"detail": exc.detail})
+            raise
+        except BaseException:
+            await self._release()
+            raise
+        body = jsonable_encoder(result)
+        await self._complete(status_code, body)
+        return JSONResponse(body, status_code=status_code)
+
+    async def _claim(self) -> Response | None:
+        assert self.key is not None
+        now = datetime.now(UTC)
+        async with self._session_factory() as session, session.begin():
+            repo = IdempotencyRepository(session)
+            claim = await repo.claim(self._account_id, self.key, fingerprint=self._hash, method=self._method,
+                                     path=self._path, now=now, lease=LEASE, ttl=RETENTION)
+            if claim.outcome == "claimed" and random.random() < PURGE_CHANCE:
+                purged = await repo.purge_expired(now)
+                log.info("purged %d expired idempotency keys", purged)
+        if claim.outcome == "mismatch":
+            raise UnprocessableRequest("This Idempotency-Key was already used with a different request (another "
+                                       "path or body); use a new key for a new request")
+        if claim.outcome == "in_flight":
+            raise Conflict("A request with this Idempotency-Key is still being processed; retry in a moment")
+        if claim.outcome == "replay":
+            return JSONResponse(claim.response_body, status_code=claim.response_status or 200,
+                                headers={REPLAYED_HEADER: "true"})
+        return None
+
+    async def _complete(self, status: int, body: Any) -> None:
+        assert self.key is not None
+        async with self._session_factory() as session, session.begin():
+            await IdempotencyRepository(session).complete(self._account_id, self.key, status=status, body=body)
+
+    async def _release(self) -> None:
+        assert self.key is not None
+        try:
+            async with self._session_factory() as session, session.begin():
+                await IdempotencyRepository(session).release(self._account_id, self.key)
+        except Exception:  # the lease expires on its own; the original error matters more
+            log.exception("could not release idempotency key %s", self.key)
+
+
+async def get_idempotent_command(
+    request: Request, user: CurrentUser, key: IdempotencyKeyHeader = None
+) -> IdempotentCommand:
+    """The request's idempotency context (the body is hashed only when a key was sent)."""
+    request_hash = fingerprint(request.method, request.url.path, await request.body()) if key else ""
+    return IdempotentCommand(request.app.state.session_factory, user.account_id, key, request.method,
+                             request.url.path, request_hash)
+
+
+Idempotent = Annotated[IdempotentCommand, Depends(get_idempotent_command)]

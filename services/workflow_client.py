@@ -1,0 +1,205 @@
+"""The one way the API talks to workflows, and the only module that knows Temporal's client errors.
+
+A command is update-with-start (`USE_EXISTING`) on the entity's workflow, so it always finds one;
+it is bounded twice: a short wait to be *accepted* by a worker (no worker is then a true 503) and
+a per-command wait for the result (an AI turn may take 30 s, a walk step should not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from core.errors import Conflict, DomainError, EngineUnavailable, NotFound, RuleViolation, UpstreamFailed
+from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_RULE, REJECT_UPSTREAM
+
+log = logging.getLogger(__name__)
+ResultT = TypeVar("ResultT")
+ParamT = TypeVar("ParamT")
+
+_ERROR_BY_TYPE: dict[str, type[DomainError]] = {
+    REJECT_RULE: RuleViolation,
+    REJECT_NOT_FOUND: NotFound,
+    REJECT_CONFLICT: Conflict,
+    REJECT_UPSTREAM: UpstreamFailed,
+}
+_ENGINE_DOWN = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
+                          RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNKNOWN})
+
+
+@dataclass(frozen=True)
+class StartSpec:
+    """How to start an entity's workflow when a command finds none running."""
+
+    run: Callable[..., Awaitable[Any]]  # the workflow's @workflow.run method
+    arg: Any
+    id: str
+    search_attributes: tuple[SearchAttributePair[Any], ...] = ()
+    static_summary: str | None = None
+
+
+def domain_error(exc: BaseException, *, what: str) -> DomainError | None:
+    """The domain error a Temporal failure stands for, or None when it is a bug (let it be a 500)."""
+    if isinstance(exc, WorkflowUpdateFailedError | WorkflowFailureError):
+        cause: BaseException | None = exc.cause
+        while cause is not None:
+            if isinstance(cause, ApplicationError) and cause.type in _ERROR_BY_TYPE:
+                return _ERROR_BY_TYPE[cause.type](cause.message)
+            cause = cause.__cause__
+        return None
+    if isinstance(exc, RPCError):
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return NotFound(f"The workflow for this {what} was not found")
+        if exc.status == RPCStatusCode.FAILED_PRECONDITION and "failed state" in exc.message.lower():
+            # A workflow task keeps failing (a bug or a bad deploy): loud in the log, a retryable 503 outside.
+            log.error("workflow of %s is stuck on a failing workflow task: %s", what, exc.message)
+            return EngineUnavailable(f"This {what} is being repaired (its workflow hit an error); retry in a few "
+                                     "minutes with the same Idempotency-Key")
+        if exc.status in _ENGINE_DOWN:
+            return EngineUnavailable(f"The workflow engine is unreachable ({exc.message}); retry shortly")
+    return None
+
+
+class WorkflowClient:
+    """Sends typed commands to entity workflows and maps every failure a client can meet."""
+
+    def __init__(self, client: Client, *, task_queue: str, accept_timeout_s: float) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._accept_timeout_s = accept_timeout_s
+
+    async def update(
+        self,
+        start: StartSpec,
+        update: UpdateMethodMultiParam[[Any, ParamT], ResultT],
+        arg: ParamT,
+        *,
+        what: str,
+        result_timeout_s: float,
+        idempotency_key: str | None = None,
+    ) -> ResultT:
+        """Run `update` (a method reference such as `WalkSessionWorkflow.step`) on `start.id`, starting it if needed.
+
+        The Idempotency-Key becomes the update id, so a retry that reaches the workflow gets its first result.
+        """
+        operation = WithStartWorkflowOperation(
+            start.run, start.arg, id=start.id, task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(list(start.search_attributes)),
+            static_summary=start.static_summary,
+        )
+        # Our updates keep their method names, so the id reads "step:<key>" in the Web UI.
+        update_id = f"{getattr(update, '__name__', 'update')}:{idempotency_key}" if idempotency_key else None
+        try:
+            try:
+                handle = await self._bounded(
+                    self._client.start_update_with_start_workflow(
+                        update, arg, start_workflow_operation=operation, id=update_id,
+                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    ),
+                    self._accept_timeout_s, what,
+                    f"No workflow worker accepted the command within {self._accept_timeout_s:g}s; retry later "
+                    "(with the same Idempotency-Key)",
+                )
+            except EngineUnavailable:
+                await self._raise_if_failing(start.id, what)
+                raise
+            return await self._bounded(
+                handle.result(), result_timeout_s, what,
+                f"The command was accepted but did not finish within {result_timeout_s:g}s; retry with the "
+                "same Idempotency-Key to get its answer",
+            )
+        finally:
+            _retrieve_start_error(operation)
+
+    async def execute(self, run: Callable[[Any, Any], Awaitable[ResultT]], arg: Any, *, id: str, what: str,
+                      limit: timedelta) -> ResultT:
+        """Run a short workflow to completion (e.g. intake classification) within `limit`.
+
+        A workflow no worker has picked up within the accept bound is terminated and answered 503, so a
+        missing worker costs the caller seconds, not the whole `limit`.
+        """
+        handle = await self._bounded(
+            self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit),
+            self._accept_timeout_s, what, f"The workflow engine did not start the {what} in time",
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(handle.result()), timeout=self._accept_timeout_s)
+        except TimeoutError:
+            pass
+        except (WorkflowFailureError, RPCError) as exc:
+            raise self._mapped(exc, what) from exc
+        if (await handle.describe()).history_length <= 2:  # started + scheduled: no worker took its first task
+            await handle.terminate(reason="no worker picked it up")
+            detail = (f"No workflow worker accepted the {what} within {self._accept_timeout_s:g}s; retry later")
+            log.warning("%s", detail)
+            raise EngineUnavailable(detail)
+        remaining = limit.total_seconds() - self._accept_timeout_s
+        return await self._bounded(handle.result(), remaining, what,
+                                   f"The {what} did not finish within {limit.total_seconds():g}s")
+
+    async def _bounded(self, call: Awaitable[ResultT], timeout_s: float, what: str, timeout_detail: str) -> ResultT:
+        try:
+            return await asyncio.wait_for(call, timeout=timeout_s)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+            # The SDK retries an unreachable frontend quietly until our bound: tell that apart from "no worker".
+            if not await self._engine_answers():
+                log.warning("%s: the workflow engine is unreachable", what)
+                raise EngineUnavailable("The workflow engine is unreachable; retry shortly") from exc
+            log.warning("%s: %s", what, timeout_detail)
+            raise EngineUnavailable(timeout_detail) from exc
+        except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as exc:
+            raise self._mapped(exc, what) from exc
+
+    @staticmethod
+    def _mapped(exc: Exception, what: str) -> Exception:
+        mapped = domain_error(exc, what=what)
+        if mapped is None:
+            return exc  # a bug: the original error, a loud 500
+        if isinstance(mapped, EngineUnavailable):
+            log.warning("%s: %s", what, exc)
+        return mapped
+
+
+    async def _raise_if_failing(self, workflow_id: str, what: str) -> None:
+        # Workers are up but nobody accepted: a workflow task that keeps failing (a bug, a payload the
+        # server refuses) looks the same from outside. Its attempt count tells them apart.
+        try:
+            described = await asyncio.wait_for(self._client.get_workflow_handle(workflow_id).describe(), timeout=2)
+        except Exception:  # no workflow, or the engine is down: the caller's error stands
+            return
+        attempt = described.raw_description.pending_workflow_task.attempt
+        if attempt > 1:
+            raise domain_error(RPCError(f"Workflow Task in failed state (attempt {attempt})",
+                                        RPCStatusCode.FAILED_PRECONDITION, b""), what=what) or EngineUnavailable(what)
+
+    async def _engine_answers(self) -> bool:
+        try:
+            return await asyncio.wait_for(self._client.service_client.check_health(), timeout=1.0)
+        except Exception:  # any failure to answer a health check means unreachable
+            return False
+
+
+def _retrieve_start_error(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    # A failed call also fails the operation's workflow-handle future, which nobody awaits here;
+    # retrieving it keeps asyncio from logging "Future exception was never retrieved".
+    future = getattr(start, "_workflow_handle", None)
+    if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+        future.exception()

@@ -1,0 +1,122 @@
+"""The skeleton every entity workflow shares: one transition helper and a moveable deadline.
+
+An entity workflow keeps its state in one small serializable model (so continue-as-new passes it
+on as is), applies each accepted command as lock -> check -> change -> persist -> commit, and
+waits on deadlines that move without a new timer per move. Sandbox-safe: only temporalio and the
+standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+from temporalio import workflow
+
+from workflows.contracts.common import REJECT_NOT_FOUND, reject
+
+StateT = TypeVar("StateT")
+ResultT = TypeVar("ResultT")
+
+
+class EntityWorkflow(Generic[StateT]):
+    """State, a lock, and `transition()`; subclasses supply `_on_commit` for search attributes and details."""
+
+    _entity = "entity"  # how rejections name it ("Walk session not found")
+
+    def __init__(self) -> None:
+        self._state: StateT | None = None
+        self._missing = False
+        # Handlers await activities; the lock makes accepted commands apply one at a time, in order.
+        self._lock = asyncio.Lock()
+
+    @property
+    def current(self) -> StateT:
+        """The loaded state (only after `_ready()`)."""
+        assert self._state is not None
+        return self._state
+
+    def _set_loaded(self, state: StateT | None) -> None:
+        """Install the state the run loaded or was given; None means the entity does not exist."""
+        if state is None:
+            self._missing = True
+        else:
+            self._commit(state)
+
+    async def _exists(self) -> bool:
+        """Wait until the state is loaded or created (True) or known not to exist (False)."""
+        await workflow.wait_condition(lambda: self._state is not None or self._missing)
+        return self._state is not None
+
+    async def _ready(self) -> StateT:
+        # An update can arrive with the start, before the state is loaded or created.
+        if not await self._exists():
+            raise reject(REJECT_NOT_FOUND, f"{self._entity.capitalize()} not found")
+        return self.current
+
+    async def transition(
+        self,
+        check: Callable[[StateT], None],
+        change: Callable[[StateT], Awaitable[tuple[StateT, ResultT]]],
+    ) -> ResultT:
+        """Under the lock: re-check the rule (the state may have moved since the validator ran), run
+        `change` (which persists through an activity and returns the new state and the update's
+        result), then commit the new state. A failure leaves the state as it was."""
+        async with self._lock:
+            state = await self._ready()
+            check(state)
+            new, result = await change(state)
+            self._commit(new)
+            return result
+
+    def _commit(self, new: StateT) -> None:
+        old, self._state = self._state, new
+        self._on_commit(old, new)
+
+    def _on_commit(self, old: StateT | None, new: StateT) -> None:
+        """Hook: upsert search attributes and set current details after a change."""
+
+    async def _finish(self) -> None:
+        """Let in-flight handlers complete before the run returns or continues as new."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+
+class Deadline:
+    """A moment something is due (idle abandon, a reminder, "verification overdue", re-notify).
+
+    Moving it later costs no new timer: a timer that fires early sleeps the rest. Moving it earlier
+    (or clearing it) wakes the waiter at once. After samples-python's updatable_timer.
+    """
+
+    def __init__(self, at: datetime | None, summary: str) -> None:
+        self.at = at
+        self.summary = summary
+        self._woken = False
+
+    def move_to(self, at: datetime | None) -> None:
+        """Set a new due time (None: nothing due)."""
+        if at is None or self.at is None or at < self.at:
+            self._woken = True
+        self.at = at
+
+    async def wait(self, interrupted: Callable[[], bool]) -> bool:
+        """Sleep until due (True) or until `interrupted()` holds (False)."""
+        while True:
+            self._woken = False
+            if self.at is None:
+                await workflow.wait_condition(lambda: interrupted() or self._woken)
+                if interrupted():
+                    return False
+                continue
+            remaining = self.at - workflow.now()
+            if remaining <= timedelta(0):
+                return True
+            try:
+                await workflow.wait_condition(lambda: interrupted() or self._woken, timeout=remaining,
+                                              timeout_summary=self.summary)
+            except TimeoutError:
+                continue  # due now, or moved later while we slept: the loop decides
+            if interrupted():
+                return False
