@@ -14,12 +14,25 @@ from pathlib import Path
 from types import FrameType
 
 from cli.database import DEV_DATABASE, EmbeddedPostgres, ensure_database, migrate
-from cli.processes import Child, command_succeeds, http_status, pid_alive, port_in_use, stop_children
+from cli.dev_secrets import load_or_create
+from cli.processes import (
+    Child,
+    command_succeeds,
+    describe_exit,
+    http_status,
+    pid_alive,
+    port_in_use,
+    stop_children,
+)
 from core.binaries import temporal_cli_path
-from core.config import PROJECT_ROOT, Settings
+from core.config import PROJECT_ROOT, SECRETS_FILE, Settings
 from core.temporal import search_attribute_cli_args
 
 PIDS_FILE = "dev.pids"
+RESTARTABLE = ("worker", "api")  # they hold no state of their own: a crash costs a restart, not the stack
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 60.0  # a child up this long has recovered: its next crash is restarted after FIRST_BACKOFF_S
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,10 @@ class DevStack:
         self.database_url = ""
         self.stop_signal: str | None = None
         self.force = False
+        self.secrets: dict[str, str] = {}
+        self.supervising = False  # before the stack is ready a dying part is a startup failure, not restarted
+        self.backoff: dict[str, float] = {}
+        self.restart_at: dict[str, float] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -81,13 +98,14 @@ class DevStack:
             self._start()
             self._write_pids()
             self._print_summary(time.monotonic() - started)
+            self.supervising = True
             while True:
                 self._check()
                 time.sleep(0.2)
         except _StopRequested:
             say(f"{self.stop_signal} received; stopping")
         except _ChildDied as exc:
-            say(f"{exc}; stopping the rest")
+            say(f"{exc}; stopping the rest of the stack")
             code = 1
         except StartupError as exc:
             say(f"cannot start: {exc}")
@@ -110,18 +128,47 @@ class DevStack:
             self.force = True
 
     def _check(self) -> None:
-        """Raise if a stop was requested or a part died."""
+        """Raise if a stop was requested or a part the stack cannot do without died; restart the others."""
         if self.stop_signal is not None:
             raise _StopRequested
-        for name, child in self.children.items():
+        for child in self.children.values():
+            child.pump()
+        for name, child in list(self.children.items()):
             code = child.exited()
-            if code is not None and not child.expected_exit:
-                tail = child.log_tail()
-                detail = f" (last lines of {child.log}):\n{tail}" if tail else ""
-                raise _ChildDied(f"{name} (pid {child.pid}) exited unexpectedly with code {code}{detail}")
+            if code is None or child.expected_exit:
+                continue
+            tail = child.log_tail()
+            detail = f" (last lines of {child.log}):\n{tail}" if tail else ""
+            died = f"{name} (pid {child.pid}) exited unexpectedly with {describe_exit(code)}"
+            if not self.supervising:
+                raise _ChildDied(f"{died}{detail}")
+            if name not in RESTARTABLE:
+                raise _ChildDied(f"{died}; the worker and the API cannot work without it{detail}")
+            self._schedule_restart(name, child, died, detail)
         if self.postgres is not None and self.postgres.started and not self.postgres.alive():
             raise _ChildDied("the embedded PostgreSQL exited unexpectedly "
-                             f"(see {self.postgres.pgdata / 'log'})")
+                             f"(see {self.postgres.pgdata / 'log'}); nothing works without the database")
+        self._restart_due()
+
+    def _schedule_restart(self, name: str, child: Child, died: str, detail: str) -> None:
+        child.pump(final=True)
+        child.close()
+        del self.children[name]
+        now = time.monotonic()
+        delay = self.backoff.get(name, FIRST_BACKOFF_S)
+        if now - child.started_at >= STABLE_AFTER_S:
+            delay = FIRST_BACKOFF_S
+        self.backoff[name] = min(delay * 2, MAX_BACKOFF_S)
+        self.restart_at[name] = now + delay
+        say(f"{died}; restarting it in {delay:.0f} s{detail}")
+
+    def _restart_due(self) -> None:
+        for name, when in list(self.restart_at.items()):
+            if time.monotonic() >= when:
+                del self.restart_at[name]
+                child = self._spawn(name)
+                say(f"restarted {name} (pid {child.pid})")
+                self._write_pids()
 
     def _wait(self, what: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.opt.timeout_s
@@ -137,21 +184,31 @@ class DevStack:
         self._refuse_second_instance()
         self._refuse_busy_ports()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets, notes = load_or_create(self.data_dir)
+        for note in notes:
+            say(note)
         self._start_temporal()  # boots in the background while the database starts and migrates
         self._start_database()
         self._check()
         say("waiting for Temporal")
         self._wait("Temporal", self._temporal_ready)
-        env = self._child_env()
         say("starting the worker and the API")
-        self.children["worker"] = Child("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")],
-                                        env=env, cwd=PROJECT_ROOT)
-        self.children["api"] = Child("api", [
-            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-            "--host", self.opt.host, "--port", str(self.opt.api_port),
-        ], env=env, cwd=PROJECT_ROOT)
+        self._spawn("worker")
+        self._spawn("api")
         self._wait("API /healthz", lambda: http_status(f"{self.api_url}/healthz") == 200)
         self._wait("worker polling its task queue", self._worker_polling)
+
+    def _spawn(self, name: str) -> Child:
+        """Start the worker or the API; its output goes to `logs/<name>.log` and on to the terminal."""
+        if name == "worker":
+            argv = [sys.executable, str(PROJECT_ROOT / "worker.py")]
+        else:
+            argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+                    "--host", self.opt.host, "--port", str(self.opt.api_port)]
+        child = Child(name, argv, env=self._child_env(), cwd=PROJECT_ROOT,
+                      log=self.data_dir / "logs" / f"{name}.log", echo=True)
+        self.children[name] = child
+        return child
 
     def _refuse_second_instance(self) -> None:
         pids_file = self.data_dir / PIDS_FILE
@@ -229,6 +286,10 @@ class DevStack:
             "DEV_MODE": "true",
             "PYTHONUNBUFFERED": "1",
         })
+        # A secret set in the environment (or .env) wins; otherwise the data dir's generated one.
+        explicit = {"JWT_SECRET": self.settings.jwt_secret, "CREDENTIALS_KEY": self.settings.credentials_key,
+                    "BILLING_SECRET": self.settings.billing_secret}
+        env.update({name: explicit.get(name) or value for name, value in self.secrets.items()})
         return env
 
     # --- reporting -------------------------------------------------------------------------------
@@ -263,13 +324,14 @@ class DevStack:
             ("Temporal", f"{self.temporal_address} (namespace {self.settings.temporal_namespace}, "
                          f"task queue {self.settings.temporal_task_queue})"),
             ("Database", f"{self.database_url} ({db_where})"),
-            ("Data dir", f"{self.data_dir} (Temporal log: logs/temporal.log)"),
+            ("Data dir", f"{self.data_dir} (logs: logs/api.log, logs/worker.log, logs/temporal.log)"),
+            ("Secrets", f"{self.data_dir / SECRETS_FILE} (JWT_SECRET, CREDENTIALS_KEY, BILLING_SECRET; mode 0600)"),
             ("Processes", pids),
         ]
         width = max(len(label) for label, _ in rows)
         lines = [f"  {label:<{width}}  {value}" for label, value in rows]
-        print("\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything", *lines, ""]),
-              flush=True)
+        print("\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything (a crashed worker or "
+                                 "API is restarted)", *lines, ""]), flush=True)
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -301,5 +363,5 @@ class DevStack:
 
 
 def run_dev(settings: Settings, options: DevOptions) -> int:
-    """Run the whole stack until Ctrl-C/SIGTERM (exit 0) or until a part dies (exit 1)."""
+    """Run the whole stack until Ctrl-C/SIGTERM (exit 0), or until Temporal or the database dies (exit 1)."""
     return DevStack(settings, options).run()

@@ -31,18 +31,25 @@ def _die_with_parent() -> None:
 class Child:
     """One supervised process, in its own session so a terminal's Ctrl-C reaches only `rflow dev`.
 
-    `rflow dev` then stops the children itself, in dependency order.
+    `rflow dev` then stops the children itself, in dependency order. With `echo`, the child writes to its log
+    file and `pump` copies new lines to the terminal: the log keeps a tail to report when the child dies, and a
+    child never blocks on a full pipe (there is no thread to drain one).
     """
 
     def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, echo: bool = False) -> None:
         self.name = name
         self.argv = list(argv)
         self.log = log
+        self.echo = echo and log is not None
         self._log_file: IO[bytes] | None = None
+        self._echo_pos = 0
+        self._partial = b""
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = log.open("ab")
+            self._echo_pos = log.stat().st_size  # a restarted child echoes only its own output
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             self.argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=self._log_file, stderr=subprocess.STDOUT if self._log_file else None,
@@ -82,6 +89,24 @@ class Child:
             self._log_file.close()
             self._log_file = None
 
+    def pump(self, *, final: bool = False) -> None:
+        """Copy what the child logged since the last call to our stdout (whole lines; all of it when `final`)."""
+        if not self.echo or self.log is None:
+            return
+        try:
+            with self.log.open("rb") as fh:
+                fh.seek(self._echo_pos)
+                data = fh.read(1 << 20)
+        except OSError:
+            return
+        self._echo_pos += len(data)
+        data = self._partial + data
+        cut = len(data) if final else data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        if cut:
+            sys.stdout.write(data[:cut].decode("utf-8", "replace"))
+            sys.stdout.flush()
+
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the child's log file ('' when it logs to the terminal)."""
         if self.log is None or not self.log.exists():
@@ -99,6 +124,8 @@ def stop_children(children: Sequence[Child], *, timeout: float, force: Callable[
         child.terminate()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not force():
+        for child in children:
+            child.pump()  # what they log while draining still reaches the terminal
         if all(child.exited() is not None for child in children):
             break
         time.sleep(0.05)
@@ -107,7 +134,18 @@ def stop_children(children: Sequence[Child], *, timeout: float, force: Callable[
             print(f"rflow: {child.name} did not stop in {timeout:.0f} s; killing it", flush=True)
             child.kill()
             child.proc.wait()
+        child.pump(final=True)
         child.close()
+
+
+def describe_exit(code: int) -> str:
+    """`code 3`, or `code -9 (SIGKILL)` for a child a signal ended (Popen reports those as negative codes)."""
+    if code >= 0:
+        return f"code {code}"
+    try:
+        return f"code {code} ({signal.Signals(-code).name})"
+    except ValueError:
+        return f"code {code}"
 
 
 def pid_alive(pid: int) -> bool:

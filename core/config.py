@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,20 +12,50 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me"
-DEV_CREDENTIALS_KEY = "ZGV2LWluc2VjdXJlLWNyZWRlbnRpYWxzLWtleS0zMmI="  # base64 of 32 dev bytes
+MIN_SECRET_LENGTH = 32
+SECRETS_FILE = "secrets.env"  # where `rflow dev` keeps the secrets it generated, inside the data dir
+HOW_TO_GENERATE = {
+    "JWT_SECRET": "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+    "CREDENTIALS_KEY": "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
+    "BILLING_SECRET": "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+}
+
+
+def _missing(name: str) -> str:
+    return (f"{name} is not set: generate one with `{HOW_TO_GENERATE[name]}` (only `rflow dev` provides its own, "
+            f"kept in <data dir>/{SECRETS_FILE})")
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value.encode("ascii"), altchars=b"-_", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 class Settings(BaseSettings):
     """Every knob the API, worker and CLI read; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Validation errors must never echo a secret back (they end up in logs and on terminals).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    dev_mode: bool = Field(default=False, description="Allows built-in secrets; set by `rflow dev`.")
+    dev_mode: bool = Field(
+        default=False, description="Development conveniences; set by `rflow dev`. Never supplies a secret."
+    )
     database_url: str | None = Field(default=None, description="postgresql+asyncpg URL; unset = embedded.")
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Embedded Postgres and Temporal data.")
     api_host: str = Field(default="127.0.0.1", description="Interface `rflow api`/`rflow dev` bind the API to.")
     api_port: int = Field(default=8000, description="Port of the HTTP API.")
+    # A database that stops answering must cost a bounded wait and a 503, not a hung request.
+    database_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long opening a database connection may take."
+    )
+    database_statement_timeout_s: float = Field(
+        default=10.0, gt=0, description="Server-side statement_timeout; the client gives up 2 s after it."
+    )
+    database_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a free pooled connection."
+    )
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
@@ -33,13 +65,25 @@ class Settings(BaseSettings):
         default=15.0, description="How long an API call waits on a workflow before answering 503."
     )
 
-    jwt_secret: str = DEV_JWT_SECRET
-    jwt_algorithm: str = "HS256"
-    jwt_expire_minutes: int = 60 * 12
-
+    # Secrets: "" means unset. There is no built-in value, not even for dev mode (`rflow dev` generates its own);
+    # repr=False keeps them out of any printed or logged Settings.
+    jwt_secret: str = Field(default="", repr=False, description="HMAC key of access tokens (32+ characters).")
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_expire_minutes: int = Field(default=60 * 12, ge=1, le=60 * 24 * 30, description="Access token lifetime.")
     credentials_key: str = Field(
-        default=DEV_CREDENTIALS_KEY, description="Fernet key that encrypts stored PSA credentials."
+        default="", repr=False, description="Fernet key that encrypts stored PSA credentials."
     )
+    billing_secret: str = Field(
+        default="", repr=False, description="Shared secret of the billing system's subscription hook; unset = 503."
+    )
+
+    login_max_failures_per_email: int = Field(
+        default=10, ge=1, description="Failed logins per email within the window before 429."
+    )
+    login_max_failures_per_address: int = Field(
+        default=50, ge=1, description="Failed logins per client address within the window before 429."
+    )
+    login_throttle_window_s: int = Field(default=15 * 60, ge=1, description="Length of the throttle window.")
 
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
@@ -68,18 +112,38 @@ class Settings(BaseSettings):
     l1_max_depth: int = Field(default=12, description="AI-built walks stop asking after this many steps.")
 
     @model_validator(mode="after")
-    def _refuse_dev_secrets_in_production(self) -> Settings:
-        if not self.dev_mode:
-            if self.jwt_secret == DEV_JWT_SECRET:
-                raise ValueError("JWT_SECRET must be set (the built-in secret is only allowed in dev mode)")
-            if len(self.jwt_secret) < 32:
-                raise ValueError("JWT_SECRET must be at least 32 characters")
-            if self.credentials_key == DEV_CREDENTIALS_KEY:
-                raise ValueError("CREDENTIALS_KEY must be set (the built-in key is only allowed in dev mode)")
+    def _check_secrets(self) -> Settings:
+        # Dev mode may construct settings without secrets (the `rflow dev` supervisor itself, `rflow migrate`,
+        # tools); the API and the worker still refuse to start without them (`get_settings`).
+        problems = self.secret_problems(required=not self.dev_mode)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def secret_problems(self, *, required: bool) -> list[str]:
+        """What is wrong with the secrets (never their values); `required` also reports unset ones."""
+        problems = []
+        if self.jwt_secret and len(self.jwt_secret) < MIN_SECRET_LENGTH:
+            problems.append(f"JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        elif required and not self.jwt_secret:
+            problems.append(_missing("JWT_SECRET"))
+        if self.credentials_key and not _is_fernet_key(self.credentials_key):
+            problems.append("CREDENTIALS_KEY must be a Fernet key (urlsafe base64 of 32 bytes)")
+        elif required and not self.credentials_key:
+            problems.append(_missing("CREDENTIALS_KEY"))
+        if self.billing_secret and len(self.billing_secret) < MIN_SECRET_LENGTH:
+            problems.append(f"BILLING_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        return problems
+
+    def require_secrets(self) -> Settings:
+        """These settings, or a ValueError naming every missing or malformed secret."""
+        problems = self.secret_problems(required=True)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings of the API and the worker, read once; refuses to run without secrets."""
+    return Settings().require_secrets()

@@ -7,6 +7,7 @@ test starts from empty tables.
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,8 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -87,6 +91,11 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=temporal_test_server_path(),
         data_converter=pydantic_data_converter,
     )
+    # It starts without our custom search attributes (the dev server gets them at start); workflows upsert them.
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in CUSTOM_SEARCH_ATTRIBUTES},
+    ))
     yield env
     await env.shutdown()
 
@@ -94,8 +103,12 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def settings(database_url: str, temporal_env: WorkflowEnvironment) -> Settings:
     """Settings pointing at the test database and dev server, on a task queue of our own."""
+    # No built-in secrets exist: each run makes its own, as `rflow dev` does for a data dir.
     return Settings(
         dev_mode=True,
+        jwt_secret=secrets.token_urlsafe(48),
+        credentials_key=Fernet.generate_key().decode(),
+        billing_secret=secrets.token_urlsafe(48),
         database_url=database_url,
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_task_queue=f"test-{_worker_id()}-{uuid.uuid4().hex[:8]}",

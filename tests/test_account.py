@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ActiveSubscription, CurrentUser
+from core.config import Settings
 from tests.helpers import PASSWORD, add_member, make_user, set_subscription, unique_email
 
 ROLES = ["viewer", "l1_tech", "engineer", "admin", "owner"]
@@ -94,16 +96,47 @@ async def test_owner_cannot_demote_or_delete_themselves(client: AsyncClient, db:
     assert (await client.delete(f"/api/v1/account/users/{uid}", headers=owner["headers"])).status_code == 400
 
 
-async def test_subscription_is_owner_only_and_validated(client: AsyncClient, db: AsyncSession) -> None:
-    owner = await make_user(client, db)
-    admin = await add_member(client, owner["headers"], role="admin")
-    body = {"plan": "pro", "status": "past_due"}
-    assert (await client.put("/api/v1/account/subscription", headers=admin["headers"], json=body)).status_code == 403
+async def test_a_user_token_cannot_change_the_plan(client: AsyncClient, db: AsyncSession) -> None:
+    owner = await make_user(client, db, subscription="past_due")
+    body = {"account_id": owner["account_id"], "plan": "enterprise", "status": "active"}
     resp = await client.put("/api/v1/account/subscription", headers=owner["headers"], json=body)
-    assert resp.status_code == 200 and resp.json()["status"] == "past_due"
-    bad = await client.put("/api/v1/account/subscription", headers=owner["headers"],
-                           json={"plan": "pro", "status": "free-forever"})
-    assert bad.status_code == 422
+    assert resp.status_code == 401
+    assert "X-Billing-Secret" in resp.json()["detail"] and "user token" in resp.json()["detail"]
+    wrong = await client.put("/api/v1/account/subscription", json=body,
+                             headers={**owner["headers"], "X-Billing-Secret": "guessed-" + "x" * 40})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "Invalid billing secret"
+    account = (await client.get("/api/v1/account", headers=owner["headers"])).json()
+    assert (account["subscription"]["plan"], account["subscription"]["status"]) == ("pro", "past_due")
+
+
+async def test_the_billing_system_sets_any_accounts_subscription(client: AsyncClient, db: AsyncSession,
+                                                                 settings: Settings) -> None:
+    owner = await make_user(client, db, subscription=None)
+    billing = {"X-Billing-Secret": settings.billing_secret}
+    body = {"account_id": owner["account_id"], "plan": "team", "status": "past_due"}
+    resp = await client.put("/api/v1/account/subscription", headers=billing, json=body)
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["plan"], resp.json()["status"]) == ("team", "past_due")
+    account = (await client.get("/api/v1/account", headers=owner["headers"])).json()
+    assert (account["subscription"]["plan"], account["subscription"]["status"]) == ("team", "past_due")
+    unknown = await client.put("/api/v1/account/subscription", headers=billing,
+                               json={**body, "account_id": str(uuid.uuid4())})
+    assert unknown.status_code == 404
+    for bad in ({**body, "status": "free-forever"}, {"plan": "pro", "status": "active"},
+                {**body, "account_id": "not-a-uuid"}):
+        assert (await client.put("/api/v1/account/subscription", headers=billing, json=bad)).status_code == 422
+
+
+async def test_the_billing_hook_is_503_when_billing_is_not_configured(
+        client: AsyncClient, db: AsyncSession, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = await make_user(client, db)
+    secret = settings.billing_secret
+    monkeypatch.setattr(settings, "billing_secret", "")
+    body = {"account_id": owner["account_id"], "plan": "pro", "status": "active"}
+    for headers in (owner["headers"], {"X-Billing-Secret": secret}, {"X-Billing-Secret": ""}):
+        resp = await client.put("/api/v1/account/subscription", headers=headers, json=body)
+        assert resp.status_code == 503, resp.text
+        assert "Billing is not configured" in resp.json()["detail"]
 
 
 async def test_settings_merge_and_null_removes(client: AsyncClient, db: AsyncSession) -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import statistics
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
+import pytest
+from argon2 import PasswordHasher
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,3 +122,135 @@ async def test_inactive_and_deleted_users_are_refused(client: AsyncClient) -> No
         assert (await client.get("/api/v1/auth/me", headers=token)).status_code == 401
         relogin = await client.post("/api/v1/auth/login/json", json={"email": email, "password": PASSWORD})
         assert relogin.status_code == 401
+
+
+def _token(settings: Settings, claims: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)}"}
+
+
+async def test_tokens_need_iat_and_may_not_outlive_the_configured_lifetime(client: AsyncClient,
+                                                                           settings: Settings) -> None:
+    user = await register(client)
+    now = datetime.now(UTC)
+    lifetime = timedelta(minutes=settings.jwt_expire_minutes)
+    valid = _token(settings, {"sub": user["id"], "iat": now, "exp": now + lifetime})
+    assert (await client.get("/api/v1/auth/me", headers=valid)).status_code == 200
+    refused = {
+        "no iat": {"sub": user["id"], "exp": now + timedelta(hours=1)},
+        "no exp": {"sub": user["id"], "iat": now},
+        "signed for a year": {"sub": user["id"], "iat": now, "exp": now + timedelta(days=365)},
+        "a minute too long": {"sub": user["id"], "iat": now, "exp": now + lifetime + timedelta(minutes=1)},
+        "issued in the future": {"sub": user["id"], "iat": now + timedelta(hours=1),
+                                 "exp": now + timedelta(hours=1) + lifetime},
+    }
+    for case, claims in refused.items():
+        resp = await client.get("/api/v1/auth/me", headers=_token(settings, claims))
+        assert resp.status_code == 401, (case, resp.text)
+        assert resp.json()["detail"] == "Invalid token", case
+
+
+async def test_a_token_signed_with_the_old_built_in_dev_secret_is_refused(client: AsyncClient) -> None:
+    user = await register(client)
+    now = datetime.now(UTC)
+    claims = {"sub": user["id"], "iat": now, "exp": now + timedelta(minutes=5)}
+    forged = jwt.encode(claims, "dev-insecure-jwt-secret-change-me", algorithm="HS256")
+    resp = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
+    assert resp.status_code == 401
+
+
+async def test_concurrent_identical_registers_give_one_201_and_409s(client: AsyncClient, db: AsyncSession) -> None:
+    email = unique_email("race")
+    body = {"email": email, "password": PASSWORD, "name": "Racer"}
+    responses = await asyncio.gather(*(client.post("/api/v1/auth/register", json=body) for _ in range(10)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201] + [409] * 9, [r.text for r in responses]
+    assert {r.json()["detail"] for r in responses if r.status_code == 409} == {
+        "A user with this email already exists"}
+    # The losers' accounts were rolled back with their user: one account, one subscription.
+    subs = (await db.execute(select(Subscription))).scalars().all()
+    assert len(subs) == 1
+
+
+async def test_concurrent_identical_user_creations_give_one_201_and_409s(client: AsyncClient) -> None:
+    owner_email = unique_email("owner")
+    await register(client, email=owner_email)
+    owner = await login(client, email=owner_email)
+    body = {"email": unique_email("member"), "name": "M", "password": PASSWORD, "account_role": "viewer"}
+    responses = await asyncio.gather(*(client.post("/api/v1/account/users", headers=owner, json=body)
+                                       for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 5, [r.text for r in responses]
+
+
+class _HasherSpy:
+    """Records which thread each argon2 call ran on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, int]] = []
+        for method in ("hash", "verify"):
+            monkeypatch.setattr(PasswordHasher, method, self._wrap(method, getattr(PasswordHasher, method)))
+
+    def _wrap(self, method: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(hasher: PasswordHasher, *args: Any, **kwargs: Any) -> Any:
+            self.calls.append((method, threading.get_ident()))
+            return original(hasher, *args, **kwargs)
+
+        return spy
+
+    def count(self, method: str) -> int:
+        """How many calls of `method` were made."""
+        return sum(1 for name, _ in self.calls if name == method)
+
+
+async def test_argon2_runs_off_the_event_loop(client: AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _HasherSpy(monkeypatch)
+    email = unique_email()
+    await register(client, email=email)
+    owner = await login(client, email=email)
+    await client.post("/api/v1/account/users", headers=owner, json={
+        "email": unique_email(), "name": "M", "password": PASSWORD, "account_role": "viewer"})
+    await client.post("/api/v1/auth/login/json", json={"email": email, "password": "WrongPass123!"})
+    assert spy.count("hash") >= 2 and spy.count("verify") >= 2, spy.calls
+    loop_thread = threading.get_ident()  # the ASGI app runs on the test's event loop
+    assert all(thread != loop_thread for _, thread in spy.calls), "argon2 ran on the event loop"
+
+
+async def test_other_requests_are_served_during_a_burst_of_bad_logins(client: AsyncClient) -> None:
+    email = unique_email()
+    await register(client, email=email)
+    headers = await login(client, email=email)
+    started = time.perf_counter()
+    burst = [asyncio.create_task(client.post("/api/v1/auth/login/json",
+                                             json={"email": unique_email(), "password": "WrongPass123!"}))
+             for _ in range(24)]  # more than the pool's 20 connections
+    await asyncio.sleep(0.05)  # the burst is hashing now
+    me = await client.get("/api/v1/auth/me", headers=headers)
+    elapsed = time.perf_counter() - started
+    unfinished = sum(1 for task in burst if not task.done())
+    await asyncio.gather(*burst)
+    assert me.status_code == 200
+    # With argon2 on the loop, /me (and even the sleep) waited for all 24 hashes (~0.15 s each); with a
+    # connection held while hashing, it waited for a free one. Now it is answered while they run.
+    assert unfinished > 0 and elapsed < 1.0, (elapsed, unfinished)
+
+
+async def test_an_unknown_email_costs_a_password_verification(client: AsyncClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    email = unique_email()
+    await register(client, email=email)
+    spy = _HasherSpy(monkeypatch)
+    unknown = await client.post("/api/v1/auth/login/json", json={"email": unique_email(), "password": PASSWORD})
+    assert unknown.status_code == 401
+    assert spy.count("verify") == 1  # against the dummy hash, as a wrong password would be
+
+    async def timed(login_email: str) -> float:
+        started = time.perf_counter()
+        resp = await client.post("/api/v1/auth/login/json", json={"email": login_email, "password": "Wrong-123!"})
+        assert resp.status_code == 401
+        return time.perf_counter() - started
+
+    wrong, missing = [], []
+    for _ in range(5):  # interleaved, so load on the machine hits both alike
+        wrong.append(await timed(email))
+        missing.append(await timed(unique_email()))
+    ratio = statistics.median(missing) / statistics.median(wrong)
+    assert 0.5 < ratio < 2.0, (wrong, missing)

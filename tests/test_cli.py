@@ -1,4 +1,5 @@
-"""`rflow dev` as a person runs it: the whole stack comes up, keeps its data, and stops without orphans."""
+"""`rflow dev` as a person runs it: the whole stack comes up, keeps its data and secrets, restarts a crashed
+worker or API, and stops without orphans."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
+import jwt
 import pytest
 
+from cli.processes import Child
 from core.binaries import temporal_cli_path
 from core.config import PROJECT_ROOT
 
@@ -142,6 +146,41 @@ def _temporal(dev: DevProcess, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=30, check=False)
 
 
+def _wait_for(what: str, ready: Callable[[], bool], dev: DevProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s:\n{dev.output}"
+        time.sleep(0.2)
+
+
+def _healthy(dev: DevProcess) -> bool:
+    try:
+        return httpx.get(f"{dev.api}/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _restarted(dev: DevProcess, part: str, old_pid: int) -> int:
+    """Wait until `rflow dev` restarted `part` and lists its new pid; that pid."""
+    def listed() -> int:
+        pids: dict[str, int] = json.loads((dev.data_dir / "dev.pids").read_text())
+        return pids[part]
+
+    _wait_for(f"{part} restarted", lambda: listed() != old_pid and _running(listed()), dev)
+    return listed()
+
+
+def _token(secret: str, user_id: str) -> dict[str, str]:
+    now = int(time.time())
+    token = jwt.encode({"sub": user_id, "iat": now, "exp": now + 300}, secret, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _dev_secrets(data_dir: Path) -> dict[str, str]:
+    lines = (data_dir / "secrets.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
 def _assert_all_gone(pids: dict[str, int], output: str) -> None:
     deadline = time.monotonic() + 5  # the embedded Postgres is not our child: allow it a moment
     while any(_running(pid) for pid in pids.values() if pid) and time.monotonic() < deadline:
@@ -163,12 +202,30 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
         assert f"http://127.0.0.1:{first.ui_port}" in first.output  # the summary says where the UI is
         assert f"{first.api}/docs" in first.output
         health = httpx.get(f"{first.api}/healthz", timeout=10)
-        assert health.status_code == 200 and health.json() == {"database": "ok", "temporal": "ok"}
+        assert health.status_code == 200 and health.json() == {"database": "ok", "temporal": "ok", "workers": "ok"}
         assert httpx.get(f"{first.api}/docs", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{first.ui_port}/", timeout=10).status_code == 200
         resp = httpx.post(f"{first.api}/api/v1/auth/register", timeout=10,
                           json={"email": email, "password": PASSWORD, "name": "CLI User"})
         assert resp.status_code == 201, resp.text
+        user = resp.json()
+
+        # Its secrets were generated for this data dir, are private, and reach the API; none is printed.
+        secrets_file = data_dir / "secrets.env"
+        assert secrets_file.stat().st_mode & 0o777 == 0o600
+        assert str(secrets_file) in first.output
+        dev_secrets = _dev_secrets(data_dir)
+        assert set(dev_secrets) == {"JWT_SECRET", "CREDENTIALS_KEY", "BILLING_SECRET"}
+        assert not any(value in first.output for value in dev_secrets.values())
+        me = httpx.get(f"{first.api}/api/v1/auth/me", timeout=10, headers=_token(dev_secrets["JWT_SECRET"],
+                                                                                  user["id"]))
+        assert me.status_code == 200, me.text
+        forged = _token("dev-insecure-jwt-secret-change-me", user["id"])  # the constant that used to be built in
+        assert httpx.get(f"{first.api}/api/v1/auth/me", timeout=10, headers=forged).status_code == 401
+        plan = httpx.put(f"{first.api}/api/v1/account/subscription", timeout=10,
+                         headers={"X-Billing-Secret": dev_secrets["BILLING_SECRET"]},
+                         json={"account_id": user["account_id"], "plan": "pro", "status": "active"})
+        assert plan.status_code == 200, plan.text
         started = _temporal(first, "workflow", "start", "--type", "EchoWorkflow", "--workflow-id", workflow_id,
                             "--task-queue", dev_env["TEMPORAL_TASK_QUEUE"])
         assert started.returncode == 0, started.stderr
@@ -183,6 +240,7 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
     second = DevProcess(data_dir, dev_env)
     try:
         pids = second.wait_ready()
+        assert _dev_secrets(data_dir) == dev_secrets  # kept: tokens issued before the restart stay valid
         login = httpx.post(f"{second.api}/api/v1/auth/login/json", timeout=10,
                            json={"email": email, "password": PASSWORD})
         assert login.status_code == 200, login.text  # the user survived the restart
@@ -192,10 +250,29 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
         assert echoed.returncode == 0, echoed.stderr
         assert "still here" in echoed.stdout
 
-        # A part that dies takes the stack down with a non-zero exit and says which part it was.
+        # A crashed worker is restarted (and serves the workflow again); the API keeps answering meanwhile.
         os.kill(pids["worker"], signal.SIGKILL)
+        worker = _restarted(second, "worker", pids["worker"])
+        assert f"worker (pid {pids['worker']}) exited unexpectedly with code -9 (SIGKILL); restarting it in 1 s" \
+            in second.output
+        assert _healthy(second)
+        echoed = _temporal(second, "workflow", "update", "execute", "--workflow-id", workflow_id,
+                           "--name", "echo", "--input", '{"value": "after the restart"}')
+        assert echoed.returncode == 0 and "after the restart" in echoed.stdout, echoed.stderr
+
+        # So is a crashed API: /healthz answers again, and the restart names the part and its exit code.
+        os.kill(pids["api"], signal.SIGKILL)
+        api = _restarted(second, "api", pids["api"])
+        _wait_for("/healthz 200 after the API restart", lambda: _healthy(second), second)
+        assert f"api (pid {pids['api']}) exited unexpectedly with code -9 (SIGKILL)" in second.output
+        assert f"restarted api (pid {api})" in second.output
+        assert second.proc.poll() is None
+        pids = {**pids, "worker": worker, "api": api}
+
+        # Temporal dying still stops the stack (exit 1), and the log line says why.
+        os.kill(pids["temporal"], signal.SIGKILL)
         assert second.wait_exit() == 1, second.output
-        assert "worker" in second.output and "exited unexpectedly" in second.output
+        assert "temporal" in second.output and "the worker and the API cannot work without it" in second.output
     finally:
         second.kill()
     _assert_all_gone(pids, second.output)
@@ -210,3 +287,38 @@ def test_parts_refuse_to_start_without_database_url(command: str) -> None:
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
     assert "rflow dev" in result.stderr  # and says what to use instead
+
+
+class _DeadChild:
+    """Stands in for a child that has just exited."""
+
+    def __init__(self, up_for_s: float) -> None:
+        self.started_at = time.monotonic() - up_for_s
+
+    def pump(self, *, final: bool = False) -> None:
+        """Nothing left to echo."""
+
+    def close(self) -> None:
+        """No log file to close."""
+
+
+def test_restart_backoff_doubles_up_to_30_s_and_resets_once_a_part_stayed_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import dev
+    from core.config import Settings
+
+    said: list[str] = []
+    monkeypatch.setattr(dev, "say", said.append)
+    stack = dev.DevStack(Settings(dev_mode=True), dev.DevOptions(
+        host="127.0.0.1", api_port=1, temporal_port=2, ui_port=3, data_dir=tmp_path, timeout_s=1))
+
+    def crash(up_for_s: float) -> str:
+        child = cast(Child, _DeadChild(up_for_s))
+        stack.children["worker"] = child
+        stack._schedule_restart("worker", child, "worker (pid 1) exited unexpectedly with code 1", "")
+        assert "worker" not in stack.children and "worker" in stack.restart_at
+        return said[-1].split("restarting it in ")[1]
+
+    assert [crash(0.5) for _ in range(7)] == ["1 s", "2 s", "4 s", "8 s", "16 s", "30 s", "30 s"]
+    assert crash(61) == "1 s"  # it had recovered: start over
+    assert crash(0.5) == "2 s"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Header, HTTPException, Response, status
 
-from api.deps import AdminUser, CurrentUser, OwnerUser, SessionDep
+from api.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
 from api.errors import error_responses
 from api.schemas.account import (
     AccountOut,
@@ -20,8 +22,9 @@ from api.schemas.account import (
     UserOut,
 )
 from api.schemas.common import Limit, Offset
-from core.errors import Conflict, Forbidden, NotFound, RuleViolation
-from core.security import hash_password
+from core.config import Settings
+from core.errors import Conflict, Forbidden, NotAuthenticated, NotFound, RuleViolation
+from core.security import hash_password_async
 from db.models import ROLE_RANK, User
 from db.repositories.accounts import AccountRepository
 from db.repositories.users import UserRepository
@@ -66,9 +69,11 @@ async def create_user(body: CreateUserRequest, actor: AdminUser, session: Sessio
     users = UserRepository(session)
     if await users.get_by_email(body.email) is not None:
         raise Conflict("A user with this email already exists")
-    user = await users.create(
+    await session.commit()  # no pooled connection is held while hashing
+    hashed = await hash_password_async(body.password)
+    user = await users.create(  # raises Conflict when a concurrent request took the email meanwhile
         account_id=actor.account_id, email=body.email, name=body.name,
-        hashed_password=hash_password(body.password), account_role=body.account_role,
+        hashed_password=hashed, account_role=body.account_role,
     )
     await session.commit()
     log.info("user %s added %s (%s) to account %s", actor.id, user.id, user.account_role, actor.account_id)
@@ -112,12 +117,36 @@ async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/subscription", response_model=SubscriptionOut, responses=error_responses(400, 403))
-async def put_subscription(body: SubscriptionUpdate, actor: OwnerUser, session: SessionDep) -> SubscriptionOut:
-    """Set plan and status (the hook a billing integration calls)."""
-    sub = await AccountRepository(session).set_subscription(actor.account_id, plan=body.plan, status=body.status)
+BillingSecret = Annotated[str | None, Header(
+    alias="X-Billing-Secret", description="The billing system's shared secret (`BILLING_SECRET`); not a user token.",
+)]
+
+
+def _check_billing_secret(settings: Settings, given: str | None) -> None:
+    if not settings.billing_secret:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "Billing is not configured on this server (BILLING_SECRET is not set)")
+    if not given:
+        raise NotAuthenticated("Only the billing system may change a subscription: send its secret in the "
+                               "X-Billing-Secret header (a user token is not enough)")
+    if not hmac.compare_digest(given.encode(), settings.billing_secret.encode()):
+        raise NotAuthenticated("Invalid billing secret")
+
+
+@router.put("/subscription", response_model=SubscriptionOut, responses=error_responses(400, 404, described={
+    401: "Missing or wrong X-Billing-Secret (a user token cannot change the plan)",
+    503: "Billing is not configured (BILLING_SECRET unset), or the database is unreachable",
+}))
+async def put_subscription(body: SubscriptionUpdate, session: SessionDep, settings: SettingsDep,
+                           billing_secret: BillingSecret = None) -> SubscriptionOut:
+    """Set an account's plan and status: the billing system's hook, authenticated by its shared secret."""
+    _check_billing_secret(settings, billing_secret)
+    repo = AccountRepository(session)
+    if await repo.get(body.account_id) is None:
+        raise NotFound("Account not found")
+    sub = await repo.set_subscription(body.account_id, plan=body.plan, status=body.status)
     await session.commit()
-    log.info("account %s subscription -> %s/%s", actor.account_id, body.plan, body.status)
+    log.info("billing set account %s subscription -> %s/%s", body.account_id, body.plan, body.status)
     return SubscriptionOut.model_validate(sub)
 
 
@@ -132,6 +161,13 @@ async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
 @router.put("/settings", response_model=SettingsOut, responses=error_responses(400, 403))
 async def put_settings(body: AccountPreferences, actor: AdminUser, session: SessionDep) -> SettingsOut:
     """Merge the given preferences into the stored ones (a key set to null is removed)."""
+    recipients = body.default_escalation_recipient_ids
+    if recipients:  # escalation emails go to these: only people who can act on them
+        live = await UserRepository(session).active_in_account(actor.account_id, recipients)
+        missing = set(recipients) - {u.id for u in live}
+        if missing:
+            raise RuleViolation(f"default_escalation_recipient_ids must be active users of your account: "
+                                f"{', '.join(sorted(map(str, missing)))}")
     changes = body.model_dump(mode="json", exclude_unset=True)
     row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
     await session.commit()

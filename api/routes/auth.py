@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,12 +17,17 @@ from api.schemas.account import LoginRequest, RegisterRequest, TokenResponse, Us
 from api.schemas.common import unstorable
 from core.config import Settings
 from core.errors import Conflict, NotAuthenticated
-from core.security import create_access_token, hash_password, verify_password
+from core.security import create_access_token, hash_password_async, verify_password_async
 from db.repositories.accounts import AccountRepository
-from db.repositories.users import UserRepository
+from db.repositories.login_throttle import Attempt, LoginThrottleRepository
+from db.repositories.users import EMAIL_TAKEN, UserRepository
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(503))
+LOGIN_ERRORS = error_responses(400, described={
+    401: "Bad credentials",
+    429: "Too many failed logins for this email or from this address; `Retry-After` says when to try again",
+})
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,
@@ -30,13 +36,15 @@ async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
     """Create an account and its owner."""
     users = UserRepository(session)
     if await users.get_by_email(body.email) is not None:
-        raise Conflict("A user with this email already exists")
+        raise Conflict(EMAIL_TAKEN)  # the common case, answered before paying for a hash
+    await session.commit()  # no pooled connection is held while hashing (a burst would starve the pool)
+    hashed = await hash_password_async(body.password)
     account = await AccountRepository(session).create(body.account_name or body.name)
-    user = await users.create(
+    user = await users.create(  # raises Conflict when a concurrent register took the email meanwhile
         account_id=account.id,
         email=body.email,
         name=body.name,
-        hashed_password=hash_password(body.password),
+        hashed_password=hashed,
         account_role="owner",
     )
     await session.commit()
@@ -44,10 +52,41 @@ async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
     return UserOut.model_validate(user)
 
 
-async def _issue_token(session: AsyncSession, settings: Settings, email: str, password: str) -> TokenResponse:
+def _too_many(attempt: Attempt, what: str) -> HTTPException:
+    at = (datetime.now(UTC) + timedelta(seconds=attempt.retry_after_s)).strftime("%H:%M:%S UTC")
+    detail = f"Too many failed logins {what}; try again in {attempt.retry_after_s} s (at {at})"
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail, headers={"Retry-After": str(attempt.retry_after_s)})
+
+
+async def _issue_token(request: Request, session: AsyncSession, settings: Settings, email: str,
+                       password: str) -> TokenResponse:
+    throttle = LoginThrottleRepository(session)
+    window = settings.login_throttle_window_s
+    # Always email first, then address: concurrent logins lock the counter rows in one order (no deadlock).
+    keys = (f"email:{email.lower()}", f"addr:{request.client.host if request.client else 'unknown'}")
+    by_email = await throttle.count_attempt(keys[0], window_s=window)
+    by_address = await throttle.count_attempt(keys[1], window_s=window)
+    await session.commit()  # counted before the (slow) check, so concurrent guesses see each other
+    refusal = None
+    if by_email.failures > settings.login_max_failures_per_email:
+        refusal = _too_many(by_email, "for this email")
+    elif by_address.failures > settings.login_max_failures_per_address:
+        refusal = _too_many(by_address, "from your address")
+    if refusal is not None:
+        for key in keys:  # a refused attempt checked nothing: it is no failure
+            await throttle.give_back(key)
+        await session.commit()
+        raise refusal
     user = await UserRepository(session).get_by_email(email)
-    if user is None or not verify_password(password, user.hashed_password) or not user.can_log_in:
+    await session.commit()  # no pooled connection is held while verifying (a burst would starve the pool)
+    # An unknown email is verified against a dummy hash: it costs what a wrong password costs (no oracle).
+    valid = await verify_password_async(password, user.hashed_password if user else None)
+    if user is None or not valid or not user.can_log_in:
         raise NotAuthenticated("Incorrect email or password")
+    await throttle.reset(keys[0])
+    await throttle.give_back(keys[1])
+    await throttle.purge_expired(window_s=window)
+    await session.commit()
     token = create_access_token(
         user.id, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm,
         expire_minutes=settings.jwt_expire_minutes,
@@ -55,17 +94,16 @@ async def _issue_token(session: AsyncSession, settings: Settings, email: str, pa
     return TokenResponse(access_token=token)
 
 
-@router.post("/login/json", response_model=TokenResponse,
-             responses=error_responses(400, described={401: "Bad credentials"}))
-async def login_json(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
-    """Exchange email and password for a bearer token."""
-    return await _issue_token(session, settings, body.email, body.password)
+@router.post("/login/json", response_model=TokenResponse, responses=LOGIN_ERRORS)
+async def login_json(body: LoginRequest, request: Request, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+    """Exchange email and password for a bearer token (failed attempts are throttled per email and address)."""
+    return await _issue_token(request, session, settings, body.email, body.password)
 
 
-@router.post("/login", response_model=TokenResponse, include_in_schema=True,
-             responses=error_responses(400, described={401: "Bad credentials"}))
+@router.post("/login", response_model=TokenResponse, include_in_schema=True, responses=LOGIN_ERRORS)
 async def login_form(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, session: SessionDep,
+    settings: SettingsDep,
 ) -> TokenResponse:
     """OAuth2 password form (the OpenAPI "Authorize" button); `username` is the email."""
     # A form is not a RequestBody model, so check what reaches the database here (a NUL would crash the query).
@@ -73,7 +111,7 @@ async def login_form(
         problem = unstorable(value, field)
         if problem:
             raise RequestValidationError([{"type": "unstorable_value", "loc": ("body", field), "msg": problem}])
-    return await _issue_token(session, settings, form.username, form.password)
+    return await _issue_token(request, session, settings, form.username, form.password)
 
 
 @router.get("/me", response_model=UserOut, responses=error_responses(401))

@@ -100,10 +100,13 @@ class SubscriptionOut(BaseModel):
 
 
 class SubscriptionUpdate(RequestBody):
-    """What a billing integration sets."""
+    """What the billing system sets, for the account it names."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"plan": "pro", "status": "active"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"account_id": "4b3f0a52-1c7e-4f55-9a4e-0d2b8c6f1e21", "plan": "pro", "status": "active"}
+    ]})
 
+    account_id: uuid.UUID
     plan: str = Field(min_length=1, max_length=50)
     status: SubscriptionStatus
 
@@ -136,7 +139,9 @@ class AccountPreferences(RequestBody):
 
     cw_resolved_status_id: int | None = PSA_ID
     cw_escalated_status_id: int | None = PSA_ID
-    default_escalation_recipient_ids: list[uuid.UUID] | None = None
+    default_escalation_recipient_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=100, description="Active users of this account who receive escalations by default."
+    )
     pending_verification_reminder_minutes: list[Annotated[int, Field(ge=1, le=MINUTES_PER_YEAR)]] | None = Field(
         default=None, max_length=20, description="Reminder offsets for fixes awaiting verification, in minutes."
     )

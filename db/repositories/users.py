@@ -7,9 +7,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict
 from db.models import Subscription, User
+
+EMAIL_TAKEN = "A user with this email already exists"
+EMAIL_CONSTRAINT = "uq_users_email"
+
+
+def _violates(exc: IntegrityError, constraint: str) -> bool:
+    # asyncpg names the constraint on the error SQLAlchemy wraps; its message names it too.
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return getattr(cause, "constraint_name", None) == constraint or f'"{constraint}"' in str(exc.orig)
 
 
 class UserRepository:
@@ -44,7 +55,7 @@ class UserRepository:
     async def create(
         self, *, account_id: uuid.UUID, email: str, name: str, hashed_password: str, account_role: str
     ) -> User:
-        """Insert a user (the caller checks the email is free)."""
+        """Insert a user; `Conflict` when the email is taken (also by a concurrent insert that won the race)."""
         user = User(
             id=uuid.uuid4(),
             account_id=account_id,
@@ -54,8 +65,15 @@ class UserRepository:
             account_role=account_role,
             is_active=True,
         )
-        self.session.add(user)
-        await self.session.flush()
+        try:
+            # A savepoint: losing the race undoes only this insert, and the session stays usable.
+            async with self.session.begin_nested():
+                self.session.add(user)
+                await self.session.flush()
+        except IntegrityError as exc:
+            if _violates(exc, EMAIL_CONSTRAINT):
+                raise Conflict(EMAIL_TAKEN) from exc
+            raise
         await self.session.refresh(user)
         return user
 

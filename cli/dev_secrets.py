@@ -1,0 +1,61 @@
+"""The secrets of one `rflow dev` data dir: generated on first use, kept in `<data dir>/secrets.env` (mode 0600)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from core.config import SECRETS_FILE
+
+
+def _fernet_key() -> str:
+    # What cryptography's Fernet.generate_key() returns, without importing it into the CLI.
+    return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "JWT_SECRET": lambda: secrets.token_urlsafe(48),
+    "CREDENTIALS_KEY": _fernet_key,
+    "BILLING_SECRET": lambda: secrets.token_urlsafe(48),
+}
+HEADER = ("# Secrets of this `rflow dev` data dir, generated on first start; keep it private (mode 0600).\n"
+          "# Delete a line to have it regenerated (tokens signed with an old JWT_SECRET stop working).\n")
+
+
+def _parse(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#") and value.strip():
+            values[name.strip()] = value.strip()
+    return values
+
+
+def _write_private(path: Path, values: dict[str, str]) -> None:
+    # Created 0600 from the start (no window where another user could read it), then moved into place.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(HEADER + "".join(f"{name}={value}\n" for name, value in values.items()))
+    os.replace(tmp, path)
+
+
+def load_or_create(data_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """The data dir's secrets (creating what is missing) and notes for the terminal (which never name a value)."""
+    path = data_dir / SECRETS_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    values = _parse(path.read_text()) if path.exists() else {}
+    missing = [name for name in GENERATORS if name not in values]
+    if missing:
+        values.update({name: GENERATORS[name]() for name in missing})
+        _write_private(path, values)
+        notes.append(f"generated {', '.join(missing)} into {path}")
+    elif stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)
+        notes.append(f"{path} was readable by others; its mode is now 0600")
+    return values, notes
