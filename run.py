@@ -6,6 +6,7 @@
     python3 run.py lint                      ruff check . and mypy .
     python3 run.py migrate | api | worker    one part against external services (needs DATABASE_URL)
     python3 run.py bench <script> [args]     a benchmark from bench/ (e.g. `bench startup`)
+    python3 run.py fuzz [--url URL] [...]    schemathesis against a running API (see `rflow fuzz --help`)
     python3 run.py setup                     only create/refresh .venv
 
 Each command first makes sure `.venv` exists and that `pip install -e '.[dev]'` ran against the
@@ -28,7 +29,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 VENV_PYTHON = BIN / "python"
 STAMP = VENV / ".rflow-pyproject.sha256"
 MIN_PYTHON = (3, 11)
-RFLOW_COMMANDS = ("dev", "migrate", "api", "worker")
+RFLOW_COMMANDS = ("dev", "migrate", "api", "worker", "fuzz")
 
 
 def say(message: str) -> None:

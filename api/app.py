@@ -12,7 +12,7 @@ from api.errors import install_error_handlers
 from api.routes import account, ai_usage, auth, flow_proposals, health, l1
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
-from db.session import make_engine, make_session_factory
+from db.session import engine_for, make_session_factory
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url or "")
+        engine = engine_for(settings)  # with the configured connect/statement/pool bounds
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +13,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException
 
-from api.schemas.common import ErrorOut
+from api.schemas.common import ErrorOut, ValidationErrorOut, printable
 from core import errors
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.UnprocessableRequest: 422,
     errors.UpstreamFailed: 502,
     errors.EngineUnavailable: 503,
 }
@@ -39,6 +42,7 @@ DESCRIPTIONS: dict[int, str] = {
     403: "Your role may not do this",
     404: "Not found in your account",
     409: "The current state does not allow this",
+    422: "The request body is invalid, or its Idempotency-Key was used with another body",
     502: "A third party (PSA, AI) failed; try again",
     503: "The database or workflow engine is unreachable; try again shortly",
 }
@@ -47,7 +51,10 @@ DESCRIPTIONS: dict[int, str] = {
 def error_responses(*codes: int, described: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries documenting these error statuses (and `described`'s, with its wording)."""
     wording = {**DESCRIPTIONS, **(described or {})}
-    return {code: {"model": ErrorOut, "description": wording[code]} for code in sorted({*codes, *(described or {})})}
+    # A 422 is either the validation list or a domain 422 (an Idempotency-Key reused); naming it replaces
+    # FastAPI's own 422 entry, which documents only the list.
+    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": wording[code]}
+            for code in sorted({*codes, *(described or {})})}
 
 
 def status_for(exc: errors.DomainError) -> int:
@@ -67,10 +74,58 @@ async def _domain_error_handler(request: Request, exc: Exception) -> JSONRespons
     return JSONResponse({"detail": exc.detail}, status_code=code, headers=headers)
 
 
+# SQLSTATEs that mean "the database cannot serve this now", not "this request is wrong": query_canceled (our
+# statement_timeout), admin/crash shutdown, cannot_connect_now (starting up), too_many_connections; class 08
+# (connection exceptions) is matched by prefix.
+UNAVAILABLE_SQLSTATES = frozenset({"57014", "57P01", "57P02", "57P03", "53300"})
+DRIVER_MODULES = ("sqlalchemy.", "asyncpg.")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return seen
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database is unreachable, overloaded or too slow (a 503), not that a query is wrong."""
+    if isinstance(exc, SATimeoutError | OperationalError):  # pool checkout timed out; connection-level failure
+        return True
+    for link in _chain(exc):
+        sqlstate = str(getattr(link, "sqlstate", None) or "")
+        if sqlstate in UNAVAILABLE_SQLSTATES or sqlstate.startswith("08"):
+            return True
+        if isinstance(link, ConnectionError):
+            return True
+        # asyncpg's connect timeout and command_timeout surface as a bare TimeoutError: only one raised inside
+        # the driver is the database's (a workflow wait has its own handling).
+        if isinstance(link, TimeoutError) and _raised_in_driver(link):
+            return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 async def _database_down_handler(request: Request, exc: Exception) -> JSONResponse:
-    # Only connection-level failures land here; integrity errors are bugs and stay loud 500s.
-    log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": "The database is unreachable; try again shortly"}, status_code=503)
+    # Integrity errors, bad SQL and the like are bugs: re-raised, they stay loud 500s with a traceback.
+    if not is_database_unavailable(exc):
+        raise exc
+    log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    timed_out = any(isinstance(link, TimeoutError | SATimeoutError) or getattr(link, "sqlstate", None) == "57014"
+                    for link in _chain(exc))
+    detail = ("The database did not answer in time; try again shortly" if timed_out
+              else "The database is unreachable; try again shortly")
+    return JSONResponse({"detail": detail}, status_code=503)
 
 
 PARSE_ERROR = "There was an error parsing the body"  # FastAPI's own wording, replaced below
@@ -89,22 +144,52 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-def _echo_safe(error: Any) -> Any:
-    # A 422 echoes the offending input; NaN/Infinity (which json.loads accepts) cannot be sent back as JSON,
-    # and failing to render them turned the client's mistake into a 500: echo no input then.
-    if not isinstance(error, dict) or "input" not in error:
-        return error
+# Field names that suggest a secret: their constraint details (ctx) are dropped from a 422 as well.
+SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|private|otp", re.IGNORECASE)
+
+
+def _printable_tree(value: Any) -> Any:
+    # Keys and messages can carry a lone surrogate (a free-form key, a dict-typed field's location); written as
+    # its escape, the reply can always be encoded.
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): _printable_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable_tree(v) for v in value]
+    return value
+
+
+def client_error(error: dict[str, Any]) -> dict[str, Any]:
+    """One validation error as the client sees it: where and why, never the offending input.
+
+    The input is never echoed: the client has it already, and echoing put passwords (and, for a missing field,
+    the whole body around it) into replies and the logs of everything in between; it was also what failed to
+    encode (NaN, lone surrogates) and turned a 422 into a 500. Constraint details (`ctx`) stay, except for
+    secret-looking fields and values that repeat the input.
+    """
+    given = error.get("input")
+    kept = {key: value for key, value in error.items() if key != "input"}
+    ctx = kept.pop("ctx", None)
+    secret = any(isinstance(part, str) and SECRET_NAME.search(part) for part in error.get("loc", ()))
+    echoed = given if isinstance(given, str) and len(given) >= 3 else None  # short values repeat by chance
+    if isinstance(ctx, dict) and not secret:
+        kept_ctx = {k: v for k, v in ctx.items() if not (echoed and isinstance(v, str) and echoed in v)}
+        if kept_ctx:
+            kept["ctx"] = kept_ctx
+    if secret and echoed and echoed in str(kept.get("msg", "")):
+        kept["msg"] = "Invalid value"
+    encoded: dict[str, Any] = _printable_tree(jsonable_encoder(kept))
     try:
-        json.dumps(jsonable_encoder(error["input"]), allow_nan=False)
-    except (ValueError, RecursionError):
-        return {key: value for key, value in error.items() if key != "input"}
-    return error
+        json.dumps(encoded, allow_nan=False)
+    except ValueError:  # a non-finite bound in ctx (cannot happen with our models, but never a 500)
+        encoded.pop("ctx", None)
+    return encoded
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [_echo_safe(error) for error in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    return JSONResponse({"detail": [client_error(error) for error in exc.errors()]}, status_code=422)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -112,5 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DomainError, _domain_error_handler)
     app.add_exception_handler(HTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(ConnectionError, _database_down_handler)
-    app.add_exception_handler(OperationalError, _database_down_handler)
+    # Starlette picks the handler of the nearest class in the exception's MRO: these cover connection failures,
+    # asyncpg timeouts (TimeoutError), statement_timeout cancels (DBAPIError) and pool timeouts.
+    for exc_class in (ConnectionError, TimeoutError, DBAPIError, SATimeoutError):
+        app.add_exception_handler(exc_class, _database_down_handler)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cli import fuzz
 from core.config import Settings
 from core.logging import configure_logging
 
@@ -17,7 +18,11 @@ EPILOG = """\
 examples:
   rflow dev                          everything on this machine (embedded PostgreSQL unless DATABASE_URL)
   rflow dev --api-port 8080          the same on other ports
+  rflow fuzz --url http://127.0.0.1:8080   schemathesis against that running API
   DATABASE_URL=... JWT_SECRET=... CREDENTIALS_KEY=... TEMPORAL_ADDRESS=... rflow migrate|worker|api
+
+`rflow dev` generates JWT_SECRET, CREDENTIALS_KEY and BILLING_SECRET once per data dir and keeps them in
+<data dir>/secrets.env (mode 0600); the other commands need them in the environment (BILLING_SECRET is optional).
 """
 
 
@@ -43,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run the Temporal worker (needs DATABASE_URL and a running Temporal)")
     sub.add_parser("migrate", help="apply database migrations up to the newest revision (needs DATABASE_URL)")
+    fuzz.add_parser(sub)
     return parser
 
 
@@ -93,7 +99,12 @@ def _production_settings(command: str) -> Settings | str:
         return relaxed
     if problem := _needs_database(relaxed, command):
         return problem
-    return _load_settings()  # DEV_MODE from the environment, as the API and worker read it
+    settings = _load_settings()  # DEV_MODE from the environment, as the API and worker read it
+    if isinstance(settings, str):
+        return settings
+    # Even in dev mode: there is no built-in secret to fall back on (`rflow dev` passes its own).
+    problems = settings.secret_problems(required=True)
+    return "; ".join(problems) if problems else settings
 
 
 def _api(args: argparse.Namespace) -> int:
@@ -131,7 +142,7 @@ def _migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate}
+COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "fuzz": fuzz.fuzz}
 
 
 def main(argv: list[str] | None = None) -> int:

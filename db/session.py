@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.config import Settings
 
 
 def to_async_url(url: str) -> str:
@@ -20,9 +24,41 @@ def with_database(url: str, name: str) -> str:
     return f"{head}/{name}{sep}{query}"
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine with pre-ping so a restarted database does not fail the first request."""
-    return create_async_engine(to_async_url(url), pool_size=pool_size, pool_pre_ping=True)
+# The client gives up this long after the server-side statement_timeout: normally the server cancels the
+# statement first (a clean error, the connection stays usable); the client bound covers a silent server.
+CLIENT_GRACE_S = 2.0
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, connect_timeout_s: float | None = None,
+    statement_timeout_s: float | None = None, pool_timeout_s: float | None = None,
+) -> AsyncEngine:
+    """An engine with pre-ping (a restarted database does not fail the first request) and optional bounds.
+
+    `connect_timeout_s` bounds opening a connection, `statement_timeout_s` every statement (server-side
+    `statement_timeout`, and asyncpg's `command_timeout` a little later for a server that stopped answering),
+    `pool_timeout_s` the wait for a free pooled connection. None keeps the driver's default (unbounded
+    statements), which migrations and admin tools want.
+    """
+    connect_args: dict[str, Any] = {}
+    if connect_timeout_s is not None:
+        connect_args["timeout"] = connect_timeout_s
+    if statement_timeout_s is not None:
+        connect_args["command_timeout"] = statement_timeout_s + CLIENT_GRACE_S
+        connect_args["server_settings"] = {"statement_timeout": str(max(1, round(statement_timeout_s * 1000)))}
+    extra: dict[str, Any] = {} if pool_timeout_s is None else {"pool_timeout": pool_timeout_s}
+    return create_async_engine(to_async_url(url), pool_size=pool_size, pool_pre_ping=True,
+                               connect_args=connect_args, **extra)
+
+
+def engine_for(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+    """The engine of the API and the worker: `settings.database_url` with the configured bounds."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
+    return make_engine(
+        settings.database_url, pool_size=pool_size, connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s, pool_timeout_s=settings.database_pool_timeout_s,
+    )
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

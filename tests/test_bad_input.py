@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from typing import Any
 
+import httpx
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.schemas.common import MAX_OFFSET, unstorable
-from tests.helpers import PASSWORD, make_user, unique_email
+from api.errors import error_responses
+from api.schemas.common import FOLDED_NAME_MAX, MAX_OFFSET, FoldedName, unstorable
+from tests.helpers import PASSWORD, add_member, make_user, unique_email
 
 LISTS = ["/api/v1/account/users", "/api/v1/l1/flows", "/api/v1/l1/sessions/active", "/api/v1/l1/escalations",
          "/api/v1/flow-proposals"]
@@ -131,3 +138,183 @@ async def test_ignored_unknown_fields_are_not_checked(client: AsyncClient) -> No
     raw = f'{{"email": "{unique_email()}", "password": "{PASSWORD}", "name": "Dana", "junk\\u0000": NaN}}'
     resp = await client.post("/api/v1/auth/register", content=raw, headers={"Content-Type": "application/json"})
     assert resp.status_code == 201, resp.text
+
+
+# --- lone surrogates, echoed secrets, folded lengths ---------------------------------------------------------
+
+SURROGATE = "\ud800"  # json.loads accepts "\ud800"; no UTF-8 encoder (the response's, Postgres's) does
+
+
+def _raw(body: Any) -> bytes:
+    return json.dumps(body).encode("ascii")  # ensure_ascii: the surrogate travels as the escape \ud800
+
+
+async def test_a_lone_surrogate_in_a_json_string_is_a_422_naming_where(client: AsyncClient) -> None:
+    h = {"Content-Type": "application/json"}
+    for body, where in (({"email": unique_email(), "password": PASSWORD, "name": f"Dana{SURROGATE}"}, "name"),
+                        ({"email": f"{SURROGATE}@x.com", "password": PASSWORD, "name": "Dana"}, "email"),
+                        ({"email": unique_email(), "password": PASSWORD + SURROGATE, "name": "D"}, "password")):
+        resp = await client.post("/api/v1/auth/register", content=_raw(body), headers=h)
+        assert resp.status_code == 422, resp.text
+        assert f"{where} contains a lone UTF-16 surrogate" in _messages(resp), resp.text
+    resp = await client.post("/api/v1/auth/register", content=b'{"name":"\\ud800"}', headers=h)
+    assert resp.status_code == 422, resp.text
+
+
+async def test_a_surrogate_in_a_free_form_key_is_a_422_that_renders(client: AsyncClient, db: AsyncSession) -> None:
+    owner = await make_user(client, db)
+    h = {**owner["headers"], "Content-Type": "application/json"}
+    resp = await client.put("/api/v1/account/settings", headers=h, content=_raw({f"k{SURROGATE}": {"x": 1}}))
+    assert resp.status_code == 422, resp.text
+    assert "surrogate" in _messages(resp)
+    assert "\\ud800" in _messages(resp)  # named as its escape, never as the raw code point
+
+
+async def test_validation_errors_never_echo_the_input(client: AsyncClient) -> None:
+    secret = "Hunter2-very-secret-" + "x" * 200  # too long: the password itself fails validation
+    cases = [
+        ("/api/v1/auth/register", {"email": unique_email(), "password": secret, "name": "D"}),
+        ("/api/v1/auth/login/json", {"password": "Hunter2-very-secret"}),  # missing email: pydantic's input = body
+        ("/api/v1/auth/register", {"email": "not-an-email", "password": "Hunter2-very-secret", "name": "D"}),
+    ]
+    for url, body in cases:
+        resp = await client.post(url, json=body)
+        assert resp.status_code == 422, resp.text
+        assert "Hunter2" not in resp.text, resp.text
+        assert all("input" not in error for error in resp.json()["detail"]), resp.text
+    # The error still says which field and why.
+    resp = await client.post("/api/v1/auth/register", json=cases[0][1])
+    (error,) = resp.json()["detail"]
+    assert error["loc"] == ["body", "password"] and "at most 200 characters" in error["msg"]
+
+
+def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _poison(value: Any) -> Any:
+    if isinstance(value, str):
+        return value + SURROGATE
+    if isinstance(value, dict):
+        return {key: _poison(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_poison(item) for item in value]
+    return value
+
+
+def _hostile_bodies(schema: dict[str, Any], components: dict[str, Any]) -> list[Any]:
+    """Bodies with a lone surrogate: in every field, in a valid example's strings, and in a free-form key."""
+    schema = _resolve(schema, components)
+    if schema.get("type") == "array":
+        return [[body] for body in _hostile_bodies(schema["items"], components)]
+    bodies: list[Any] = [{name: SURROGATE for name in schema.get("properties", {})}, {SURROGATE: SURROGATE}]
+    bodies += [_poison(example) for example in schema.get("examples", [])[:1]]
+    return bodies
+
+
+async def _path_values(client: AsyncClient, owner: dict[str, Any]) -> dict[str, str]:
+    values = {"user_id": owner["user"]["id"]}
+    resp = await client.post("/api/v1/l1/intake", headers=owner["headers"],
+                             json={"problem_statement": "The printer is jammed", "adhoc": True})
+    if resp.status_code == 200 and resp.json().get("session_id"):
+        values["session_id"] = resp.json()["session_id"]
+    return values
+
+
+async def test_no_write_route_answers_a_lone_surrogate_with_a_500(app: FastAPI, db: AsyncSession) -> None:
+    # Our own client: a 500 must come back as a response here, not as an exception raised into the test.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+        owner = await make_user(client, db)
+        known = await _path_values(client, owner)
+        schema = app.openapi()
+        components = schema["components"]["schemas"]
+        failures, tried = [], 0
+        for path, operations in schema["paths"].items():
+            for method, op in operations.items():
+                if method not in ("post", "put", "patch"):
+                    continue
+                url = re.sub(r"\{(\w+)\}", lambda m: known.get(m.group(1), str(uuid.uuid4())), path)
+                content = op.get("requestBody", {}).get("content", {})
+                if "application/json" in content:
+                    bodies = [_raw(b) for b in _hostile_bodies(content["application/json"]["schema"], components)]
+                    kind = "application/json"
+                else:  # a form: the surrogate's UTF-8-ish bytes, percent-encoded
+                    bodies = [b"username=%ED%A0%80&password=%ED%A0%80", b"username=\xed\xa0\x80&password=x"]
+                    kind = "application/x-www-form-urlencoded"
+                for raw in bodies:
+                    tried += 1
+                    resp = await client.request(method, url, content=raw,
+                                                headers={**owner["headers"], "Content-Type": kind})
+                    if resp.status_code >= 500:  # a 2xx is fine: e.g. an unknown key is ignored
+                        failures.append((method.upper(), path, raw[:80], resp.status_code, resp.text[:200]))
+        assert tried >= 30
+        assert not failures, "\n".join(map(str, failures))
+
+
+def test_folded_name_checks_its_bound_after_lower_casing() -> None:
+    adapter = TypeAdapter(FoldedName)
+    assert adapter.validate_python("  Printing ") == "printing"
+    assert adapter.validate_python("İ" * 30) == "i̇" * 30  # 60 code points once folded: at the bound
+    with pytest.raises(ValidationError) as info:
+        adapter.validate_python("İ" * 60)  # 60 given, 120 once folded: would overflow varchar(60)
+    (error,) = info.value.errors()
+    assert error["type"] == "string_too_long" and "60" in error["msg"] and "lower-cas" in error["msg"]
+    with pytest.raises(ValidationError):
+        adapter.validate_python("   ")
+    with pytest.raises(ValidationError):
+        adapter.validate_python("x" * 61)
+    assert adapter.json_schema()["maxLength"] == FOLDED_NAME_MAX
+
+
+async def test_a_category_name_that_grows_when_lower_cased_is_a_client_error(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    owner = await make_user(client, db)
+    resp = await client.patch("/api/v1/l1/categories", headers=owner["headers"],
+                              json=[{"name": "İ" * 60, "in_scope": True}])
+    assert resp.status_code in (400, 422), resp.text
+    assert "60" in resp.text
+
+
+async def test_default_escalation_recipients_must_be_active_users_of_the_account(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    owner = await make_user(client, db)
+    h, url = owner["headers"], "/api/v1/account/settings"
+    member = (await add_member(client, h, role="engineer"))["user"]["id"]
+    gone = (await add_member(client, h, role="l1_tech"))["user"]["id"]
+    assert (await client.patch(f"/api/v1/account/users/{gone}", headers=h, json={"is_active": False})).is_success
+    stranger = (await make_user(client, db))["user"]["id"]
+    unknown = str(uuid.uuid4())
+
+    ok = await client.put(url, headers=h, json={"default_escalation_recipient_ids": [member]})
+    assert ok.status_code == 200, ok.text
+    for bad in ([stranger], [member, gone], [unknown, member]):
+        resp = await client.put(url, headers=h, json={"default_escalation_recipient_ids": bad})
+        assert resp.status_code == 400, (bad, resp.text)
+        detail = resp.json()["detail"]
+        assert "default_escalation_recipient_ids" in detail and "active users of your account" in detail
+        assert all(i in detail for i in bad if i != member) and member not in detail, detail
+    stored = (await client.get(url, headers=h)).json()["preferences"]
+    assert stored["default_escalation_recipient_ids"] == [member]
+    cleared = await client.put(url, headers=h, json={"default_escalation_recipient_ids": None})
+    assert cleared.status_code == 200 and "default_escalation_recipient_ids" not in cleared.json()["preferences"]
+
+
+def test_error_responses_documents_a_422_in_both_of_its_shapes() -> None:
+    documented = error_responses(400, 422)[422]["model"]
+    for body in ({"detail": [{"loc": ["body", "x"], "msg": "Field required", "type": "missing"}]},
+                 {"detail": "This Idempotency-Key was already used with a different request"}):
+        documented.model_validate(body)
+
+
+async def test_operations_taking_an_idempotency_key_document_its_422(app: FastAPI) -> None:
+    schema = app.openapi()
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])):
+                ref = op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/ValidationErrorOut"), (method, path, ref)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
+import uuid
 
 import httpx
 from httpx import AsyncClient
+from temporalio.client import Client
 
+from activities.registry import ActivityDeps
 from api.app import create_app
 from core.config import Settings
+from worker import build_worker
 
 
-async def test_healthz_reports_both_parts_ok(client: AsyncClient) -> None:
+async def test_healthz_reports_every_part_ok(client: AsyncClient) -> None:
     resp = await client.get("/healthz")
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"database": "ok", "temporal": "ok"}
+    assert resp.json() == {"database": "ok", "temporal": "ok", "workers": "ok"}
 
 
 async def _health_of(settings: Settings) -> httpx.Response:
@@ -30,14 +36,14 @@ async def test_healthz_names_temporal_when_it_is_down(settings: Settings) -> Non
                                        "temporal_connect_timeout_s": 1.0})
     resp = await _health_of(down)
     assert resp.status_code == 503
-    assert resp.json() == {"database": "ok", "temporal": "down"}
+    assert resp.json() == {"database": "ok", "temporal": "down", "workers": "down"}
 
 
 async def test_healthz_names_the_database_when_it_is_down(settings: Settings) -> None:
     down = settings.model_copy(update={"database_url": f"postgresql://nobody@127.0.0.1:{_free_port()}/none"})
     resp = await _health_of(down)
     assert resp.status_code == 503
-    assert resp.json() == {"database": "down", "temporal": "ok"}
+    assert resp.json() == {"database": "down", "temporal": "ok", "workers": "ok"}
 
 
 async def test_requests_while_database_is_down_get_503_not_500(settings: Settings) -> None:
@@ -49,6 +55,31 @@ async def test_requests_while_database_is_down_get_503_not_500(settings: Setting
             resp = await c.post("/api/v1/auth/login/json", json={"email": "a@example.com", "password": "x"})
     assert resp.status_code == 503
     assert "database" in resp.json()["detail"]
+
+
+async def test_healthz_says_workers_are_down_until_one_polls_the_task_queue(
+    settings: Settings, activity_deps: ActivityDeps, temporal_client: Client
+) -> None:
+    queue = f"health-{uuid.uuid4().hex[:10]}"
+    alone = settings.model_copy(update={"temporal_task_queue": queue})
+    app = create_app(alone)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            started = time.monotonic()
+            resp = await c.get("/healthz")
+            assert time.monotonic() - started < 5  # the probes are bounded
+            assert resp.status_code == 503
+            assert resp.json() == {"database": "ok", "temporal": "ok", "workers": "down"}
+            deps = ActivityDeps(settings=alone, session_factory=activity_deps.session_factory)
+            async with build_worker(temporal_client, deps, task_queue=queue):
+                for _ in range(50):  # the worker's first poll reaches the server within moments
+                    resp = await c.get("/healthz")
+                    if resp.status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["workers"] == "ok"
 
 
 def _free_port() -> int:
