@@ -20,7 +20,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deps import CurrentUser
@@ -69,10 +68,11 @@ class IdempotentCommand:
             return uuid.uuid4()
         return uuid.uuid5(uuid.NAMESPACE_URL, f"rflow:{self._account_id}:{self.key}:{self._hash}:{kind}")
 
-    async def run(self, command: Callable[[], Awaitable[BaseModel]], *, status_code: int = 200) -> Response:
-        """The command's answer as JSON, stored for replay; or the stored answer of the first request."""
+    async def run(self, command: Callable[[], Awaitable[Any]], *, status_code: int = 200) -> Response:
+        """The command's answer (models, lists of them, or None for no body) as JSON, stored for replay; or the
+        stored answer of the first request."""
         if self.key is None:
-            return JSONResponse(jsonable_encoder(await command()), status_code=status_code)
+            return _response(jsonable_encoder(await command()), status_code)
         replay = await self._claim()
         if replay is not None:
             return replay
@@ -90,7 +90,7 @@ class IdempotentCommand:
             raise
         body = jsonable_encoder(result)
         await self._complete(status_code, body)
-        return JSONResponse(body, status_code=status_code)
+        return _response(body, status_code)
 
     async def _claim(self) -> Response | None:
         assert self.key is not None
@@ -108,8 +108,7 @@ class IdempotentCommand:
         if claim.outcome == "in_flight":
             raise Conflict("A request with this Idempotency-Key is still being processed; retry in a moment")
         if claim.outcome == "replay":
-            return JSONResponse(claim.response_body, status_code=claim.response_status or 200,
-                                headers={REPLAYED_HEADER: "true"})
+            return _response(claim.response_body, claim.response_status or 200, {REPLAYED_HEADER: "true"})
         return None
 
     async def _complete(self, status: int, body: Any) -> None:
@@ -124,6 +123,12 @@ class IdempotentCommand:
                 await IdempotencyRepository(session).release(self._account_id, self.key)
         except Exception:  # the lease expires on its own; the original error matters more
             log.exception("could not release idempotency key %s", self.key)
+
+
+def _response(body: Any, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    if body is None:  # e.g. 204 No Content
+        return Response(status_code=status_code, headers=headers)
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 async def get_idempotent_command(

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "resolutionflow"
     temporal_connect_timeout_s: float = 5.0
     workflow_call_timeout_s: float = Field(
-        default=15.0, description="How long an API call waits on a workflow before answering 503."
+        default=15.0, description="How long a command waits to be accepted by a worker before answering 503."
     )
 
     # Secrets: "" means unset. There is no built-in value, not even for dev mode (`rflow dev` generates its own);

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Response, status
 
 from api.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
 from api.errors import error_responses
+from api.idempotency import Idempotent
 from api.schemas.account import (
     AccountOut,
     AccountPreferences,
@@ -63,21 +64,25 @@ def _check_may_grant(actor: User, role: str) -> None:
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut,
              responses=error_responses(400, 403, described={409: "A user with this email already exists"}))
-async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep) -> UserOut:
+async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
     """Add a user to the caller's account."""
-    _check_may_grant(actor, body.account_role)
-    users = UserRepository(session)
-    if await users.get_by_email(body.email) is not None:
-        raise Conflict("A user with this email already exists")
-    await session.commit()  # no pooled connection is held while hashing
-    hashed = await hash_password_async(body.password)
-    user = await users.create(  # raises Conflict when a concurrent request took the email meanwhile
-        account_id=actor.account_id, email=body.email, name=body.name,
-        hashed_password=hashed, account_role=body.account_role,
-    )
-    await session.commit()
-    log.info("user %s added %s (%s) to account %s", actor.id, user.id, user.account_role, actor.account_id)
-    return UserOut.model_validate(user)
+
+    async def command() -> UserOut:
+        _check_may_grant(actor, body.account_role)
+        users = UserRepository(session)
+        if await users.get_by_email(body.email) is not None:
+            raise Conflict("A user with this email already exists")
+        await session.commit()  # no pooled connection is held while hashing
+        hashed = await hash_password_async(body.password)
+        user = await users.create(  # raises Conflict when a concurrent request took the email meanwhile
+            account_id=actor.account_id, email=body.email, name=body.name,
+            hashed_password=hashed, account_role=body.account_role,
+        )
+        await session.commit()
+        log.info("user %s added %s (%s) to account %s", actor.id, user.id, user.account_role, actor.account_id)
+        return UserOut.model_validate(user)
+
+    return await idem.run(command, status_code=status.HTTP_201_CREATED)
 
 
 async def _member(session: SessionDep, actor: User, user_id: uuid.UUID) -> User:
@@ -89,32 +94,42 @@ async def _member(session: SessionDep, actor: User, user_id: uuid.UUID) -> User:
 
 @router.patch("/users/{user_id}", response_model=UserOut, responses=error_responses(
     403, 404, described={400: "You cannot deactivate or demote yourself, or the body is not valid JSON"}))
-async def update_user(user_id: uuid.UUID, body: UpdateUserRequest, actor: AdminUser, session: SessionDep) -> UserOut:
+async def update_user(
+    user_id: uuid.UUID, body: UpdateUserRequest, actor: AdminUser, session: SessionDep, idem: Idempotent
+) -> Response:
     """Change a user's role or active flag."""
-    user = await _member(session, actor, user_id)
-    if body.account_role is not None:
-        _check_may_grant(actor, body.account_role)
-    if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
-        raise Forbidden("You may not change a user whose role is above yours")
-    if user.id == actor.id and (body.is_active is False or body.account_role not in (None, actor.account_role)):
-        raise RuleViolation("You cannot deactivate or demote yourself; ask another admin")
-    user = await UserRepository(session).update(user, account_role=body.account_role, is_active=body.is_active)
-    await session.commit()
-    return UserOut.model_validate(user)
+
+    async def command() -> UserOut:
+        user = await _member(session, actor, user_id)
+        if body.account_role is not None:
+            _check_may_grant(actor, body.account_role)
+        if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
+            raise Forbidden("You may not change a user whose role is above yours")
+        if user.id == actor.id and (body.is_active is False or body.account_role not in (None, actor.account_role)):
+            raise RuleViolation("You cannot deactivate or demote yourself; ask another admin")
+        user = await UserRepository(session).update(user, account_role=body.account_role, is_active=body.is_active)
+        await session.commit()
+        return UserOut.model_validate(user)
+
+    return await idem.run(command)
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses=error_responses(403, 404, described={400: "You cannot delete yourself"}))
-async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep) -> Response:
+async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
     """Soft-delete a user (they can no longer log in)."""
-    user = await _member(session, actor, user_id)
-    if user.id == actor.id:
-        raise RuleViolation("You cannot delete yourself")
-    if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
-        raise Forbidden("You may not delete a user whose role is above yours")
-    await UserRepository(session).soft_delete(user)
-    await session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    async def command() -> None:
+        user = await _member(session, actor, user_id)
+        if user.id == actor.id:
+            raise RuleViolation("You cannot delete yourself")
+        if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
+            raise Forbidden("You may not delete a user whose role is above yours")
+        await UserRepository(session).soft_delete(user)
+        await session.commit()
+        return None
+
+    return await idem.run(command, status_code=status.HTTP_204_NO_CONTENT)
 
 
 BillingSecret = Annotated[str | None, Header(
@@ -159,16 +174,21 @@ async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
 
 
 @router.put("/settings", response_model=SettingsOut, responses=error_responses(400, 403))
-async def put_settings(body: AccountPreferences, actor: AdminUser, session: SessionDep) -> SettingsOut:
+async def put_settings(body: AccountPreferences, actor: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
     """Merge the given preferences into the stored ones (a key set to null is removed)."""
-    recipients = body.default_escalation_recipient_ids
-    if recipients:  # escalation emails go to these: only people who can act on them
-        live = await UserRepository(session).active_in_account(actor.account_id, recipients)
-        missing = set(recipients) - {u.id for u in live}
-        if missing:
-            raise RuleViolation(f"default_escalation_recipient_ids must be active users of your account: "
-                                f"{', '.join(sorted(map(str, missing)))}")
-    changes = body.model_dump(mode="json", exclude_unset=True)
-    row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
-    await session.commit()
-    return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
+
+    async def command() -> SettingsOut:
+        recipients = body.default_escalation_recipient_ids
+        if recipients:  # escalation emails go to these: only people who can act on them
+            live = await UserRepository(session).active_in_account(actor.account_id, recipients)
+            missing = set(recipients) - {u.id for u in live}
+            if missing:
+                raise RuleViolation(f"default_escalation_recipient_ids must be active users of your account: "
+                                    f"{', '.join(sorted(map(str, missing)))}")
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
+        await session.commit()
+        return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
+
+
+    return await idem.run(command)

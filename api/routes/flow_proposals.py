@@ -6,9 +6,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from api.deps import AdminUser, SessionDep
 from api.errors import error_responses
+from api.idempotency import Idempotent
 from api.schemas.common import Limit, Offset
 from api.schemas.l1 import FlowOut, ProposalOut, ProposalReview, ProposalReviewResponse
 from core.errors import Conflict, NotFound
@@ -35,25 +37,30 @@ async def list_proposals(
              responses=error_responses(400, described={404: "No such proposal in your account",
                                                        409: "Already reviewed"}))
 async def review_proposal(
-    proposal_id: uuid.UUID, body: ProposalReview, user: AdminUser, session: SessionDep
-) -> ProposalReviewResponse:
+    proposal_id: uuid.UUID, body: ProposalReview, user: AdminUser, session: SessionDep, idem: Idempotent
+) -> Response:
     """Approve (the proposal becomes an authored flow intake can match) or reject."""
-    repo = FlowProposalRepository(session)
-    proposal = await repo.get_in_account(user.account_id, proposal_id, for_update=True)
-    if proposal is None:
-        raise NotFound("Flow proposal not found")
-    if proposal.status != "pending":
-        raise Conflict(f"This proposal was already {proposal.status}")
-    flow = None
-    if body.action == "approve":
-        flow = await FlowRepository(session).create(
-            account_id=user.account_id, title=proposal.title, category=proposal.category,
-            keywords=list(proposal.keywords), tree=dict(proposal.tree), source="proposal",
-            created_by_user_id=user.id,
-        )
-    status = "approved" if body.action == "approve" else "rejected"
-    proposal = await repo.mark_reviewed(proposal, status=status, reviewer_id=user.id,
-                                        flow_id=flow.id if flow else None)
-    await session.commit()
-    return ProposalReviewResponse(proposal=ProposalOut.model_validate(proposal),
-                                  flow=FlowOut.model_validate(flow) if flow else None)
+
+    async def command() -> ProposalReviewResponse:
+        repo = FlowProposalRepository(session)
+        proposal = await repo.get_in_account(user.account_id, proposal_id, for_update=True)
+        if proposal is None:
+            raise NotFound("Flow proposal not found")
+        if proposal.status != "pending":
+            raise Conflict(f"This proposal was already {proposal.status}")
+        flow = None
+        if body.action == "approve":
+            flow = await FlowRepository(session).create(
+                account_id=user.account_id, title=proposal.title, category=proposal.category,
+                keywords=list(proposal.keywords), tree=dict(proposal.tree), source="proposal",
+                created_by_user_id=user.id,
+            )
+        status = "approved" if body.action == "approve" else "rejected"
+        proposal = await repo.mark_reviewed(proposal, status=status, reviewer_id=user.id,
+                                            flow_id=flow.id if flow else None)
+        await session.commit()
+        return ProposalReviewResponse(proposal=ProposalOut.model_validate(proposal),
+                                      flow=FlowOut.model_validate(flow) if flow else None)
+
+
+    return await idem.run(command)

@@ -62,15 +62,19 @@ async def _summary(session: AsyncSession, walk: WalkRef) -> SessionSummaryOut:
 
 
 @router.post("/flows", status_code=status.HTTP_201_CREATED, response_model=FlowOut, responses=error_responses(400))
-async def create_flow(body: FlowCreate, user: AdminUser, session: SessionDep) -> FlowOut:
+async def create_flow(body: FlowCreate, user: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
     """Author a decision tree (admin+)."""
-    flow = await FlowRepository(session).create(
-        account_id=user.account_id, title=body.title, category=body.category.lower(),
-        keywords=[k.lower() for k in body.keywords], tree=body.tree.model_dump(mode="json", exclude_none=True),
-        created_by_user_id=user.id,
-    )
-    await session.commit()
-    return FlowOut.model_validate(flow)
+
+    async def command() -> FlowOut:
+        flow = await FlowRepository(session).create(
+            account_id=user.account_id, title=body.title, category=body.category.lower(),
+            keywords=[k.lower() for k in body.keywords], tree=body.tree.model_dump(mode="json", exclude_none=True),
+            created_by_user_id=user.id,
+        )
+        await session.commit()
+        return FlowOut.model_validate(flow)
+
+    return await idem.run(command, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/flows", response_model=list[FlowOut])
@@ -90,22 +94,28 @@ async def list_categories(user: AdminUser, session: SessionDep) -> list[Category
 
 
 @router.patch("/categories", response_model=list[CategoryOut], responses=error_responses(400))
-async def patch_categories(body: list[CategoryPatch], user: AdminUser, session: SessionDep) -> list[CategoryOut]:
+async def patch_categories(
+    body: list[CategoryPatch], user: AdminUser, session: SessionDep, idem: Idempotent
+) -> Response:
     """Create categories or change their scope and escalation recipients (matched by name)."""
-    repo = CategoryRepository(session)
-    await repo.ensure_defaults(user.account_id)
-    for patch in body:
-        recipients = None
-        if patch.escalation_recipient_ids is not None:
-            live = await UserRepository(session).active_in_account(user.account_id, patch.escalation_recipient_ids)
-            missing = set(patch.escalation_recipient_ids) - {u.id for u in live}
-            if missing:
-                raise RuleViolation(f"escalation_recipient_ids must be active users of your account: "
-                                    f"{', '.join(sorted(map(str, missing)))}")
-            recipients = [str(u) for u in patch.escalation_recipient_ids]
-        await repo.upsert(user.account_id, patch.name, in_scope=patch.in_scope, recipient_ids=recipients)
-    await session.commit()
-    return [CategoryOut.model_validate(c) for c in await repo.list_for_account(user.account_id)]
+
+    async def command() -> list[CategoryOut]:
+        repo = CategoryRepository(session)
+        await repo.ensure_defaults(user.account_id)
+        for patch in body:
+            recipients = None
+            if patch.escalation_recipient_ids is not None:
+                live = await UserRepository(session).active_in_account(user.account_id, patch.escalation_recipient_ids)
+                missing = set(patch.escalation_recipient_ids) - {u.id for u in live}
+                if missing:
+                    raise RuleViolation(f"escalation_recipient_ids must be active users of your account: "
+                                        f"{', '.join(sorted(map(str, missing)))}")
+                recipients = [str(u) for u in patch.escalation_recipient_ids]
+            await repo.upsert(user.account_id, patch.name, in_scope=patch.in_scope, recipient_ids=recipients)
+        await session.commit()
+        return [CategoryOut.model_validate(c) for c in await repo.list_for_account(user.account_id)]
+
+    return await idem.run(command)
 
 
 # --- intake and sessions ------------------------------------------------------------------------
