@@ -318,3 +318,34 @@ async def test_operations_taking_an_idempotency_key_document_its_422(app: FastAP
             if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", [])):
                 ref = op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
                 assert ref.endswith("/ValidationErrorOut"), (method, path, ref)
+
+
+async def test_settings_are_bounded_per_request_and_in_total(client: AsyncClient, db: AsyncSession) -> None:
+    owner = await make_user(client, db, role="owner")
+    many = {f"k{i}": 1 for i in range(51)}
+    resp = await client.put("/api/v1/account/settings", headers=owner["headers"], json=many)
+    assert resp.status_code == 422 and "at most 50 preferences" in resp.text
+    big = {"blob": "x" * 17_000}
+    resp = await client.put("/api/v1/account/settings", headers=owner["headers"], json=big)
+    assert resp.status_code == 422 and "at most 16,384" in resp.text
+    for i in range(4):  # 15 KB each: fine alone, too much together
+        resp = await client.put("/api/v1/account/settings", headers=owner["headers"], json={f"b{i}": "y" * 15_000})
+        assert resp.status_code == 200, resp.text
+    resp = await client.put("/api/v1/account/settings", headers=owner["headers"], json={"b4": "y" * 15_000})
+    assert resp.status_code == 400 and "at most 65,536" in resp.json()["detail"]
+    kept = (await client.get("/api/v1/account/settings", headers=owner["headers"])).json()["preferences"]
+    assert "b4" not in kept and "b3" in kept
+
+
+async def test_loose_coercions_that_hide_client_bugs_are_refused(client: AsyncClient, db: AsyncSession) -> None:
+    tech = await make_user(client, db, role="l1_tech")
+    resp = await client.post("/api/v1/l1/intake", headers=tech["headers"],
+                             json={"problem_statement": "p", "adhoc": 0})
+    assert resp.status_code == 422 and "adhoc" in resp.text
+    ok = await client.post("/api/v1/l1/intake", headers=tech["headers"], json={"problem_statement": "p", "adhoc": True})
+    sid = ok.json()["session_id"]
+    resp = await client.post(f"/api/v1/l1/sessions/{sid}/notes", headers=tech["headers"],
+                             json={"notes": [{"text": "x", "ts": 0}]})
+    assert resp.status_code == 422 and "ISO 8601" in resp.text
+    resp = await client.post(f"/api/v1/l1/sessions/{sid}/resolve", headers=tech["headers"], json={"helpful": "yes"})
+    assert resp.status_code == 422

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import uuid
 from typing import Annotated
@@ -31,6 +32,7 @@ from db.repositories.accounts import AccountRepository
 from db.repositories.users import UserRepository
 
 log = logging.getLogger(__name__)
+MAX_STORED_PREFERENCES_BYTES = 64 * 1024
 router = APIRouter(prefix="/account", tags=["account"], responses=error_responses(401, 503))
 
 
@@ -187,6 +189,11 @@ async def put_settings(body: AccountPreferences, actor: AdminUser, session: Sess
                                     f"{', '.join(sorted(map(str, missing)))}")
         changes = body.model_dump(mode="json", exclude_unset=True)
         row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
+        stored = len(json.dumps(row.preferences))
+        if stored > MAX_STORED_PREFERENCES_BYTES:  # many small PUTs of new keys must not grow it without end
+            await session.rollback()
+            raise RuleViolation(f"The account's preferences would be {stored:,} bytes as JSON; at most "
+                                f"{MAX_STORED_PREFERENCES_BYTES:,}: remove keys you no longer need (set them to null)")
         await session.commit()
         return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
 

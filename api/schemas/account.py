@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from api.schemas.common import RequestBody
 
@@ -17,6 +18,8 @@ PASSWORD = Field(min_length=8, max_length=200, description="At least 8 character
 # ConnectWise ids are 32-bit; the bound keeps a typo from being stored and failing later at the PSA.
 PSA_ID = Field(default=None, ge=1, le=2**31 - 1, description="A ConnectWise status id.")
 MINUTES_PER_YEAR = 365 * 24 * 60
+MAX_PREFERENCE_KEYS = 50
+MAX_PREFERENCES_BYTES = 16 * 1024
 
 
 class RegisterRequest(RequestBody):
@@ -145,6 +148,18 @@ class AccountPreferences(RequestBody):
     pending_verification_reminder_minutes: list[Annotated[int, Field(ge=1, le=MINUTES_PER_YEAR)]] | None = Field(
         default=None, max_length=20, description="Reminder offsets for fixes awaiting verification, in minutes."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        # Unknown keys are kept as given, and settings travel into workflow inputs: bound what one may store.
+        if isinstance(data, dict):
+            if len(data) > MAX_PREFERENCE_KEYS:
+                raise ValueError(f"at most {MAX_PREFERENCE_KEYS} preferences may be set at once")
+            size = len(json.dumps(data, default=str))
+            if size > MAX_PREFERENCES_BYTES:
+                raise ValueError(f"the preferences are {size:,} bytes as JSON; at most {MAX_PREFERENCES_BYTES:,}")
+        return data
 
 
 class SettingsOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ModelT = TypeVar("ModelT")
@@ -19,6 +19,10 @@ class AccountScopedRepository(Generic[ModelT]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    def _visible(self, query: Select[Any]) -> Select[Any]:
+        """Hook: narrow what the API may see (e.g. not soft-deleted)."""
+        return query
+
     async def get(self, entity_id: uuid.UUID) -> ModelT | None:
         """Any row by id (the worker acts on ids the API already scoped)."""
         found: ModelT | None = await self.session.get(self.model, entity_id)
@@ -28,7 +32,8 @@ class AccountScopedRepository(Generic[ModelT]):
         self, account_id: uuid.UUID, entity_id: uuid.UUID, *, for_update: bool = False
     ) -> ModelT | None:
         """The row when it belongs to `account_id` (row-locked when `for_update`)."""
-        query = select(self.model).where(self.model.id == entity_id, self.model.account_id == account_id)
+        query = self._visible(select(self.model).where(self.model.id == entity_id,
+                                                        self.model.account_id == account_id))
         result = await self.session.execute(query.with_for_update() if for_update else query)
         found: ModelT | None = result.scalar_one_or_none()
         return found

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict
 from db.models import Subscription, User
+from db.repositories.base import AccountScopedRepository
 
 EMAIL_TAKEN = "A user with this email already exists"
 EMAIL_CONSTRAINT = "uq_users_email"
@@ -23,11 +24,13 @@ def _violates(exc: IntegrityError, constraint: str) -> bool:
     return getattr(cause, "constraint_name", None) == constraint or f'"{constraint}"' in str(exc.orig)
 
 
-class UserRepository:
+class UserRepository(AccountScopedRepository[User]):
     """Looks users up by id or email and changes them; lists are scoped to one account."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    model = User
+
+    def _visible(self, query: Select[Any]) -> Select[Any]:
+        return query.where(User.deleted_at.is_(None))  # a soft-deleted user is gone for the API
 
     async def get_with_subscription_status(self, user_id: uuid.UUID) -> tuple[User, str | None] | None:
         """The user and its account's subscription status (None without a subscription row), in one query."""
@@ -39,13 +42,6 @@ class UserRepository:
         )
         row = result.one_or_none()
         return None if row is None else (row[0], row[1])
-
-    async def get_in_account(self, account_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
-        """The user when it belongs to `account_id` and is not soft-deleted."""
-        result = await self.session.execute(
-            select(User).where(User.id == user_id, User.account_id == account_id, User.deleted_at.is_(None))
-        )
-        return result.scalar_one_or_none()
 
     async def get_by_email(self, email: str) -> User | None:
         """Case-insensitive email lookup."""
