@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import account, ai_usage, auth, flow_proposals, health, l1
+from api.idempotency import document_idempotency
+from api.routes import account, ai_usage, auth, flow_proposals, health, l1, notifications
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
 from db.session import engine_for, make_session_factory
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_idempotency(app)
     app.include_router(health.router)
-    for module in (auth, account, ai_usage, l1, flow_proposals):
+    for module in (auth, account, ai_usage, l1, flow_proposals, notifications):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -17,13 +17,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deps import CurrentUser
 from api.errors import status_for
+from api.schemas.common import ErrorOut, ValidationErrorOut
 from core.errors import Conflict, DomainError, UnprocessableRequest
 from db.repositories.idempotency import IdempotencyRepository
 
@@ -141,3 +142,35 @@ async def get_idempotent_command(
 
 
 Idempotent = Annotated[IdempotentCommand, Depends(get_idempotent_command)]
+
+
+def document_idempotency(app: FastAPI) -> None:
+    """Every operation that takes an Idempotency-Key documents its 409 (in flight) and 422 (reused key)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("ErrorOut", ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+        components.setdefault("ValidationErrorOut",
+                              ValidationErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                if not any(p.get("name") == "Idempotency-Key" for p in op.get("parameters", [])):
+                    continue
+                responses = op.setdefault("responses", {})
+                responses.setdefault("409", _documented("ErrorOut", "The state does not allow this, or a request "
+                                                                   "with this Idempotency-Key is still running"))
+                responses["422"] = _documented("ValidationErrorOut", "The body is invalid, or this Idempotency-Key "
+                                                                     "was used with another request")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _documented(model: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}}

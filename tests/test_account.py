@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.app import create_app
 from api.deps import ActiveSubscription, CurrentUser
 from core.config import Settings
 from tests.helpers import PASSWORD, add_member, make_user, set_subscription, unique_email
@@ -181,3 +183,27 @@ async def test_subscription_gate(client: AsyncClient, db: AsyncSession, app: Fas
     assert resp.status_code == expected, resp.text
     if expected == 402:
         assert status in resp.json()["detail"]
+
+
+async def test_verification_and_handoff_durations_are_iso_8601(client: AsyncClient, db: AsyncSession,
+                                                               settings: Settings) -> None:
+    owner = await make_user(client, db, role="owner")
+    url = "/api/v1/account/settings"
+    body = {"pending_verification_reminders": ["PT2H", "PT8H", "P1D"], "verification_overdue_after": "P3D",
+            "handoff_renotify_after": "PT30M"}
+    resp = await client.put(url, headers=owner["headers"], json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["preferences"]["pending_verification_reminders"] == ["PT2H", "PT8H", "P1D"]
+    assert resp.json()["preferences"]["verification_overdue_after"] == "P3D"
+    # Seconds are for demos and black-box tests: allowed in dev mode only.
+    assert settings.dev_mode
+    quick = await client.put(url, headers=owner["headers"], json={"pending_verification_reminders": ["PT2S"]})
+    assert quick.status_code == 200, quick.text
+    strict = create_app(settings.model_copy(update={"dev_mode": False}))
+    async with strict.router.lifespan_context(strict):
+        transport = httpx.ASGITransport(app=strict)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as prod:
+            refused = await prod.put(url, headers=owner["headers"],
+                                     json={"pending_verification_reminders": ["PT1H", "PT30S"]})
+    assert refused.status_code == 400 and "pending_verification_reminders[1]" in refused.json()["detail"]
+    assert "one minute" in refused.json()["detail"]

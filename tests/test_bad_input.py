@@ -64,8 +64,13 @@ async def test_settings_refuse_nul_and_non_finite_values_and_keep_what_was_store
         resp = await client.put(url, headers={**h, "Content-Type": "application/json"}, content=raw)
         assert resp.status_code == 422, (raw, resp.text)
         assert expected in _messages(resp), (raw, resp.text)
-    for bad in ({"cw_resolved_status_id": 10**22}, {"cw_escalated_status_id": 0},
-                {"pending_verification_reminder_minutes": [-5]}):
+    bad_values: list[dict[str, Any]] = [
+        {"cw_resolved_status_id": 10**22}, {"cw_escalated_status_id": 0},
+        {"pending_verification_reminders": ["-PT5M"]}, {"pending_verification_reminders": [300]},
+        {"verification_overdue_after": "soon"}, {"handoff_renotify_after": "P400D"},
+        {"pending_verification_reminders": []},
+    ]
+    for bad in bad_values:
         resp = await client.put(url, headers=h, json=bad)
         assert resp.status_code == 422, (bad, resp.text)
     assert (await client.get(url, headers=h)).json()["preferences"] == {"custom": "kept"}

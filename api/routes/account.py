@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
@@ -176,7 +177,9 @@ async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
 
 
 @router.put("/settings", response_model=SettingsOut, responses=error_responses(400, 403))
-async def put_settings(body: AccountPreferences, actor: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
+async def put_settings(
+    body: AccountPreferences, actor: AdminUser, session: SessionDep, settings: SettingsDep, idem: Idempotent
+) -> Response:
     """Merge the given preferences into the stored ones (a key set to null is removed)."""
 
     async def command() -> SettingsOut:
@@ -187,6 +190,11 @@ async def put_settings(body: AccountPreferences, actor: AdminUser, session: Sess
             if missing:
                 raise RuleViolation(f"default_escalation_recipient_ids must be active users of your account: "
                                     f"{', '.join(sorted(map(str, missing)))}")
+        minimum = timedelta(seconds=1) if settings.dev_mode else timedelta(minutes=1)
+        short = [name for name, value in body.durations().items() if value < minimum]
+        if short:  # demos and black-box tests need seconds; production reminders every few seconds are a mistake
+            least = "one second" if settings.dev_mode else "one minute"
+            raise RuleViolation(f"{', '.join(short)} must be at least {least} (seconds are allowed only in dev mode)")
         changes = body.model_dump(mode="json", exclude_unset=True)
         row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
         stored = len(json.dumps(row.preferences))

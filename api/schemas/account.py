@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, model_validator
 
 from api.schemas.common import RequestBody
 
@@ -18,6 +18,24 @@ PASSWORD = Field(min_length=8, max_length=200, description="At least 8 character
 # ConnectWise ids are 32-bit; the bound keeps a typo from being stored and failing later at the PSA.
 PSA_ID = Field(default=None, ge=1, le=2**31 - 1, description="A ConnectWise status id.")
 MINUTES_PER_YEAR = 365 * 24 * 60
+MAX_DURATION = timedelta(days=365)
+
+
+def _iso_duration_only(value: Any) -> Any:
+    # Pydantic would read a number as seconds; the contract is ISO 8601 ("PT2H", "P3D").
+    if not isinstance(value, str | timedelta):
+        raise ValueError("must be an ISO 8601 duration such as PT2H or P3D")
+    return value
+
+
+def _positive_and_sane(value: timedelta) -> timedelta:
+    if value <= timedelta(0) or value > MAX_DURATION:
+        raise ValueError("must be longer than zero and at most a year (P365D)")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_iso_duration_only), AfterValidator(_positive_and_sane),
+                     Field(json_schema_extra={"format": "duration", "examples": ["PT2H"]})]
 MAX_PREFERENCE_KEYS = 50
 MAX_PREFERENCES_BYTES = 16 * 1024
 
@@ -134,7 +152,9 @@ class AccountPreferences(RequestBody):
                     "cw_resolved_status_id": 42,
                     "cw_escalated_status_id": 57,
                     "default_escalation_recipient_ids": [],
-                    "pending_verification_reminder_minutes": [60, 240],
+                    "pending_verification_reminders": ["PT2H", "PT8H", "PT24H"],
+                    "verification_overdue_after": "P3D",
+                    "handoff_renotify_after": "PT30M",
                 }
             ]
         },
@@ -145,9 +165,26 @@ class AccountPreferences(RequestBody):
     default_escalation_recipient_ids: list[uuid.UUID] | None = Field(
         default=None, max_length=100, description="Active users of this account who receive escalations by default."
     )
-    pending_verification_reminder_minutes: list[Annotated[int, Field(ge=1, le=MINUTES_PER_YEAR)]] | None = Field(
-        default=None, max_length=20, description="Reminder offsets for fixes awaiting verification, in minutes."
+    pending_verification_reminders: list[Duration] | None = Field(
+        default=None, min_length=1, max_length=10,
+        description="When to remind the engineer of a fix parked as applied_pending, as ISO 8601 durations after "
+                    "parking (default PT2H, PT8H, PT24H). At least one minute each, seconds allowed in dev mode.",
     )
+    verification_overdue_after: Duration | None = Field(
+        default=None, description="When a parked fix becomes overdue and the default escalation recipients hear of "
+                                  "it (default P3D).")
+    handoff_renotify_after: Duration | None = Field(
+        default=None, description="When an unclaimed escalation notifies the team again (default PT30M).")
+
+    def durations(self) -> dict[str, timedelta]:
+        """Every duration set in this request, by field name (a list's entries as name[i])."""
+        found = {f"pending_verification_reminders[{i}]": d
+                 for i, d in enumerate(self.pending_verification_reminders or [])}
+        for name in ("verification_overdue_after", "handoff_renotify_after"):
+            value = getattr(self, name)
+            if value is not None:
+                found[name] = value
+        return found
 
     @model_validator(mode="before")
     @classmethod
