@@ -5,6 +5,7 @@ from db.models.idempotency import IdempotencyRecord
 from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1WalkNote, L1WalkSession
 from db.models.llm_usage import LlmUsage
 from db.models.login_throttle import LoginThrottle
+from db.models.notification import Notification
 from db.models.user import ROLE_RANK, AccountRole, User
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "L1WalkSession",
     "LlmUsage",
     "LoginThrottle",
+    "Notification",
     "Subscription",
     "User",
 ]
