@@ -1,4 +1,4 @@
-"""`rflow dev`: PostgreSQL, Temporal (with its Web UI), the worker and the API in one terminal."""
+"""`rflow dev`: PostgreSQL, Temporal (with its Web UI), the worker, the API and a mail sink in one terminal."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from types import FrameType
 
 from cli.database import DEV_DATABASE, EmbeddedPostgres, ensure_database, migrate
 from cli.dev_secrets import load_or_create
+from cli.mail_sink import DEFAULT_PORT as DEFAULT_MAIL_PORT
 from cli.processes import (
     Child,
     command_succeeds,
     describe_exit,
+    free_port,
     http_status,
     pid_alive,
     port_in_use,
+    reachable,
     stop_children,
 )
 from core.binaries import temporal_cli_path
@@ -29,10 +32,13 @@ from core.config import PROJECT_ROOT, SECRETS_FILE, Settings
 from core.temporal import search_attribute_cli_args
 
 PIDS_FILE = "dev.pids"
-RESTARTABLE = ("worker", "api")  # they hold no state of their own: a crash costs a restart, not the stack
+# They hold no state of their own (the mail sink's messages are files): a crash costs a restart, not the stack.
+RESTARTABLE = ("worker", "api", "mail")
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0  # a child up this long has recovered: its next crash is restarted after FIRST_BACKOFF_S
+MAIL_HOST = "127.0.0.1"  # the local SMTP sink listens on loopback only
+MAIL_DIR = "mail"  # inside the data dir
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class DevStack:
         self.supervising = False  # before the stack is ready a dying part is a startup failure, not restarted
         self.backoff: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
+        self.mail_port: int | None = None  # the local SMTP sink's port; None when a real SMTP server is used
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -187,11 +194,15 @@ class DevStack:
         self.secrets, notes = load_or_create(self.data_dir)
         for note in notes:
             say(note)
+        self._start_mail()
         self._start_temporal()  # boots in the background while the database starts and migrates
         self._start_database()
         self._check()
         say("waiting for Temporal")
         self._wait("Temporal", self._temporal_ready)
+        if self.mail_port is not None:
+            mail_port = self.mail_port
+            self._wait("the local SMTP sink", lambda: port_in_use(MAIL_HOST, mail_port))
         say("starting the worker and the API")
         self._spawn("worker")
         self._spawn("api")
@@ -199,13 +210,18 @@ class DevStack:
         self._wait("worker polling its task queue", self._worker_polling)
 
     def _spawn(self, name: str) -> Child:
-        """Start the worker or the API; its output goes to `logs/<name>.log` and on to the terminal."""
+        """Start the worker, the API or the mail sink; its output goes to `logs/<name>.log` and on to the terminal."""
+        env = self._child_env()
         if name == "worker":
             argv = [sys.executable, str(PROJECT_ROOT / "worker.py")]
-        else:
+        elif name == "api":
             argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
                     "--host", self.opt.host, "--port", str(self.opt.api_port)]
-        child = Child(name, argv, env=self._child_env(), cwd=PROJECT_ROOT,
+        else:
+            argv = [sys.executable, "-m", "cli.mail_sink", "--dir", str(self.mail_dir),
+                    "--host", MAIL_HOST, "--port", str(self.mail_port)]
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # it needs neither the database nor a secret
+        child = Child(name, argv, env=env, cwd=PROJECT_ROOT,
                       log=self.data_dir / "logs" / f"{name}.log", echo=True)
         self.children[name] = child
         return child
@@ -225,6 +241,23 @@ class DevStack:
                            ("--ui-port", self.opt.ui_port)):
             if port_in_use(self.opt.connect_host, port):
                 raise StartupError(f"port {port} is already in use; stop what holds it or pass {flag}")
+
+    def _start_mail(self) -> None:
+        """Use the SMTP server the user configured if it answers; otherwise start the local sink."""
+        s = self.settings
+        where = f"{s.smtp_host}:{s.smtp_port}"
+        if {"smtp_host", "smtp_port"} & s.model_fields_set:  # set in the environment or .env
+            if reachable(s.smtp_host, s.smtp_port):
+                say(f"sending mail through the SMTP server {where} (SMTP_HOST/SMTP_PORT); no local mail sink")
+                return
+            say(f"nothing answers at {where} (SMTP_HOST/SMTP_PORT): mail goes to a local SMTP sink instead")
+        # Not 1025 when something else holds it (another `rflow dev`'s sink would file our mail in its data dir).
+        port = DEFAULT_MAIL_PORT
+        if port_in_use(MAIL_HOST, port):
+            port = free_port(MAIL_HOST)
+        self.mail_port = port
+        say(f"starting a local SMTP sink on {MAIL_HOST}:{port} (messages saved in {self.mail_dir})")
+        self._spawn("mail")
 
     def _start_temporal(self) -> None:
         sqlite = self.data_dir / "temporal.sqlite"
@@ -290,6 +323,10 @@ class DevStack:
         explicit = {"JWT_SECRET": self.settings.jwt_secret, "CREDENTIALS_KEY": self.settings.credentials_key,
                     "BILLING_SECRET": self.settings.billing_secret}
         env.update({name: explicit.get(name) or value for name, value in self.secrets.items()})
+        if self.mail_port is not None:
+            # The sink speaks plain SMTP: no login (which would need STARTTLS), even if credentials are configured.
+            env.update({"SMTP_HOST": MAIL_HOST, "SMTP_PORT": str(self.mail_port),
+                        "SMTP_USERNAME": "", "SMTP_PASSWORD": ""})
         return env
 
     # --- reporting -------------------------------------------------------------------------------
@@ -304,6 +341,11 @@ class DevStack:
         """Where Temporal's frontend answers (gRPC)."""
         return f"{self.opt.connect_host}:{self.opt.temporal_port}"
 
+    @property
+    def mail_dir(self) -> Path:
+        """Where the local SMTP sink saves the messages it receives."""
+        return self.data_dir / MAIL_DIR
+
     def pids(self) -> dict[str, int | None]:
         """Every process the stack runs, by part."""
         pids: dict[str, int | None] = {"rflow": os.getpid()}
@@ -317,6 +359,11 @@ class DevStack:
     def _print_summary(self, elapsed: float) -> None:
         db_where = "embedded, data in " + str(self.data_dir / "postgres") if self.postgres else "DATABASE_URL"
         pids = " ".join(f"{k}={v}" for k, v in self.pids().items() if v)
+        if self.mail_port is not None:
+            mail = f"{self.mail_dir}/ (local SMTP sink on {MAIL_HOST}:{self.mail_port}; a line per message here)"
+        else:
+            mail = f"sent through the SMTP server {self.settings.smtp_host}:{self.settings.smtp_port} " \
+                   "(SMTP_HOST/SMTP_PORT)"
         rows = [
             ("API", self.api_url),
             ("API docs", f"{self.api_url}/docs"),
@@ -324,14 +371,16 @@ class DevStack:
             ("Temporal", f"{self.temporal_address} (namespace {self.settings.temporal_namespace}, "
                          f"task queue {self.settings.temporal_task_queue})"),
             ("Database", f"{self.database_url} ({db_where})"),
-            ("Data dir", f"{self.data_dir} (logs: logs/api.log, logs/worker.log, logs/temporal.log)"),
+            ("Mail", mail),
+            ("Data dir", f"{self.data_dir} (logs: logs/api.log, logs/worker.log, logs/temporal.log"
+                         f"{', logs/mail.log' if self.mail_port is not None else ''})"),
             ("Secrets", f"{self.data_dir / SECRETS_FILE} (JWT_SECRET, CREDENTIALS_KEY, BILLING_SECRET; mode 0600)"),
             ("Processes", pids),
         ]
         width = max(len(label) for label, _ in rows)
         lines = [f"  {label:<{width}}  {value}" for label, value in rows]
-        print("\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything (a crashed worker or "
-                                 "API is restarted)", *lines, ""]), flush=True)
+        print("\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything (a crashed worker, "
+                                 "API or mail sink is restarted)", *lines, ""]), flush=True)
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -342,9 +391,11 @@ class DevStack:
         if front:
             say("stopping the API and the worker")
             stop_children(front, timeout=15, force=lambda: self.force)
-        if "temporal" in self.children:
-            say("stopping Temporal")
-            stop_children([self.children["temporal"]], timeout=10, force=lambda: self.force)
+        # The mail sink stops after the worker: mail sent while draining still lands.
+        back = {name: c for name, c in self.children.items() if name in ("temporal", "mail")}
+        if back:
+            say("stopping " + " and ".join({"temporal": "Temporal", "mail": "the mail sink"}[n] for n in back))
+            stop_children(list(back.values()), timeout=10, force=lambda: self.force)
         if self.postgres is not None:
             say("stopping the embedded PostgreSQL")
             try:

@@ -23,6 +23,8 @@ examples:
 
 `rflow dev` generates JWT_SECRET, CREDENTIALS_KEY and BILLING_SECRET once per data dir and keeps them in
 <data dir>/secrets.env (mode 0600); the other commands need them in the environment (BILLING_SECRET is optional).
+Unless SMTP_HOST/SMTP_PORT name a server that answers, `rflow dev` runs a local SMTP sink: mail lands as .eml
+files in <data dir>/mail/.
 """
 
 
@@ -31,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker and the API together")
+    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker, the API and a mail sink together")
     dev.add_argument("--host", help="interface to bind the API and Temporal to (default: API_HOST, 127.0.0.1)")
     dev.add_argument("--api-port", type=int, help="API port (default: API_PORT, 8000)")
     dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port (default: 7233)")

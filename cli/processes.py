@@ -170,6 +170,15 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to host:port (a name or an IPv4/IPv6 address) succeeds within `timeout`."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:  # refused, unreachable, timed out, or the name does not resolve
+        return False
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

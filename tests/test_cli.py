@@ -1,12 +1,14 @@
-"""`rflow dev` as a person runs it: the whole stack comes up, keeps its data and secrets, restarts a crashed
-worker or API, and stops without orphans."""
+"""`rflow dev` as a person runs it: the whole stack comes up, keeps its data and secrets, files dev mail under the
+data dir, restarts a crashed worker or API, and stops without orphans."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import cast
 
@@ -117,7 +120,7 @@ class DevProcess:
 @pytest.fixture
 def dev_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment for `rflow dev`: its own database on DATABASE_URL's server if set, else embedded."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DATABASE_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DATABASE_URL", "SMTP_"))}
     env["TEMPORAL_TASK_QUEUE"] = f"cli-{uuid.uuid4().hex[:8]}"
     server = os.environ.get("DATABASE_URL")
     if not server:
@@ -181,6 +184,33 @@ def _dev_secrets(data_dir: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _mail_lands_in_the_data_dir(dev: DevProcess, pids: dict[str, int], subject: str = "Dev mail check") -> None:
+    """The summary names the local SMTP sink; mail sent to it is saved under the data dir and announced."""
+    found = re.search(r"Mail +(\S+)/ \(local SMTP sink on 127\.0\.0\.1:(\d+)", dev.output)
+    assert found, dev.output
+    mail_dir, port = Path(found[1]), int(found[2])
+    assert mail_dir == (dev.data_dir / "mail").resolve()
+    environ = Path(f"/proc/{pids['worker']}/environ").read_bytes().split(b"\0")
+    assert f"SMTP_PORT={port}".encode() in environ and b"SMTP_HOST=127.0.0.1" in environ  # the worker sends there
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "resolutionflow@localhost", "tech@example.com", subject
+    msg.set_content("readable under the data dir\n")
+    _wait_for(f"the sink listening on {port}", lambda: _listening(port), dev, timeout=10)  # a restarted one binds late
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.send_message(msg)
+    pattern = f"*-{subject.replace(' ', '-')}.eml"
+    _wait_for("the message saved", lambda: any(mail_dir.glob(pattern)), dev, timeout=10)
+    [saved] = mail_dir.glob(pattern)
+    assert b"readable under the data dir" in saved.read_bytes()
+    _wait_for("the mail line", lambda: f'mail: to=tech@example.com subject="{subject}" saved={saved}'
+              in dev.output, dev, timeout=10)
+
+
 def _assert_all_gone(pids: dict[str, int], output: str) -> None:
     deadline = time.monotonic() + 5  # the embedded Postgres is not our child: allow it a moment
     while any(_running(pid) for pid in pids.values() if pid) and time.monotonic() < deadline:
@@ -197,7 +227,7 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
     first = DevProcess(data_dir, dev_env)
     try:
         pids = first.wait_ready()
-        assert set(pids) >= {"rflow", "temporal", "worker", "api"}, pids
+        assert set(pids) >= {"rflow", "temporal", "worker", "api", "mail"}, pids
         assert all(_running(pid) for pid in pids.values() if pid)
         assert f"http://127.0.0.1:{first.ui_port}" in first.output  # the summary says where the UI is
         assert f"{first.api}/docs" in first.output
@@ -205,6 +235,7 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
         assert health.status_code == 200 and health.json() == {"database": "ok", "temporal": "ok", "workers": "ok"}
         assert httpx.get(f"{first.api}/docs", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{first.ui_port}/", timeout=10).status_code == 200
+        _mail_lands_in_the_data_dir(first, pids)
         resp = httpx.post(f"{first.api}/api/v1/auth/register", timeout=10,
                           json={"email": email, "password": PASSWORD, "name": "CLI User"})
         assert resp.status_code == 201, resp.text
@@ -268,6 +299,11 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
         assert f"restarted api (pid {api})" in second.output
         assert second.proc.poll() is None
         pids = {**pids, "worker": worker, "api": api}
+
+        # And a crashed mail sink, on the same port the worker sends to.
+        os.kill(pids["mail"], signal.SIGKILL)
+        pids["mail"] = _restarted(second, "mail", pids["mail"])
+        _mail_lands_in_the_data_dir(second, pids, subject="After the sink restart")
 
         # Temporal dying still stops the stack (exit 1), and the log line says why.
         os.kill(pids["temporal"], signal.SIGKILL)
