@@ -114,8 +114,13 @@ class IdempotentCommand:
 
     async def _complete(self, status: int, body: Any) -> None:
         assert self.key is not None
-        async with self._session_factory() as session, session.begin():
-            await IdempotencyRepository(session).complete(self._account_id, self.key, status=status, body=body)
+        try:
+            async with self._session_factory() as session, session.begin():
+                await IdempotencyRepository(session).complete(self._account_id, self.key, status=status, body=body)
+        except Exception:
+            # The command ran: its answer still goes out. A retry meets the claim (409) until the lease
+            # ends, then runs again, and the workflow's update id (the key) keeps that from applying twice.
+            log.exception("could not store the answer for idempotency key %s", self.key)
 
     async def _release(self) -> None:
         assert self.key is not None

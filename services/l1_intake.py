@@ -123,6 +123,7 @@ async def run_intake(
         )
         await session.commit()
         return IntakeOutcome("out_of_scope", ticket.id, decision.category, decision.message)
+    await session.commit()  # end the read transaction: no pooled connection waits on the workflow with us
     walk = WalkCreate(
         session_id=ids.entity_id("session"), ticket_id=ids.entity_id("ticket"), account_id=user.account_id,
         created_by_user_id=user.id, session_kind=KIND_BY_OUTCOME[decision.outcome], category=decision.category,

@@ -93,6 +93,7 @@ class WalkCommands:
         return await self._workflows.execute(
             L1IntakeWorkflow.run, inp, id=f"l1-intake-{uuid.uuid4()}", what="intake classification",
             limit=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1),
+            failed="The AI could not classify the problem; try again or walk it ad hoc",
         )
 
     async def _send(self, ref: WalkRef, update: UpdateMethodMultiParam[[WalkSessionWorkflow, ParamT], ResultT],

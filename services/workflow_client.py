@@ -130,30 +130,41 @@ class WorkflowClient:
             _retrieve_start_error(operation)
 
     async def execute(self, run: Callable[[Any, Any], Awaitable[ResultT]], arg: Any, *, id: str, what: str,
-                      limit: timedelta) -> ResultT:
+                      limit: timedelta, failed: str) -> ResultT:
         """Run a short workflow to completion (e.g. intake classification) within `limit`.
 
         A workflow no worker has picked up within the accept bound is terminated and answered 503, so a
-        missing worker costs the caller seconds, not the whole `limit`.
+        missing worker costs the caller seconds, not the whole `limit`. A run that fails (its activity, a
+        third party, gave up) is an `UpstreamFailed` saying `failed`.
         """
         handle = await self._bounded(
             self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit),
             self._accept_timeout_s, what, f"The workflow engine did not start the {what} in time",
         )
+        result = asyncio.ensure_future(handle.result())
         try:
-            return await asyncio.wait_for(asyncio.shield(handle.result()), timeout=self._accept_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(result), timeout=self._accept_timeout_s)
         except TimeoutError:
             pass
-        except (WorkflowFailureError, RPCError) as exc:
+        except WorkflowFailureError as exc:
+            raise self._failed(exc, what, failed) from exc
+        except RPCError as exc:
             raise self._mapped(exc, what) from exc
-        if (await handle.describe()).history_length <= 2:  # started + scheduled: no worker took its first task
-            await handle.terminate(reason="no worker picked it up")
-            detail = (f"No workflow worker accepted the {what} within {self._accept_timeout_s:g}s; retry later")
-            log.warning("%s", detail)
-            raise EngineUnavailable(detail)
-        remaining = limit.total_seconds() - self._accept_timeout_s
-        return await self._bounded(handle.result(), remaining, what,
-                                   f"The {what} did not finish within {limit.total_seconds():g}s")
+        try:
+            if (await handle.describe()).history_length <= 2:  # started + scheduled: no worker took its first task
+                await handle.terminate(reason="no worker picked it up")
+                detail = f"No workflow worker accepted the {what} within {self._accept_timeout_s:g}s; retry later"
+                log.warning("%s", detail)
+                raise EngineUnavailable(detail)
+            remaining = limit.total_seconds() - self._accept_timeout_s
+            try:
+                return await self._bounded(result, remaining, what,
+                                           f"The {what} did not finish within {limit.total_seconds():g}s")
+            except WorkflowFailureError as exc:  # not a rejection: _bounded let it through unmapped
+                raise self._failed(exc, what, failed) from exc
+        finally:
+            if not result.done():
+                result.cancel()  # we stopped waiting: do not leave a poll running
 
     async def _bounded(self, call: Awaitable[ResultT], timeout_s: float, what: str, timeout_detail: str) -> ResultT:
         try:
@@ -167,6 +178,14 @@ class WorkflowClient:
             raise EngineUnavailable(timeout_detail) from exc
         except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as exc:
             raise self._mapped(exc, what) from exc
+
+    @staticmethod
+    def _failed(exc: WorkflowFailureError, what: str, failed: str) -> DomainError:
+        mapped = domain_error(exc, what=what)
+        if mapped is not None:
+            return mapped
+        log.warning("%s failed: %s", what, exc.cause)
+        return UpstreamFailed(failed)
 
     @staticmethod
     def _mapped(exc: Exception, what: str) -> Exception:

@@ -37,6 +37,8 @@ class FakeLlm:
 
     @activity.defn(name=LLM_CLASSIFY_INTAKE)
     async def classify(self, inp: ClassifyIntakeInput) -> IntakeClassification:
+        if self.fail_next:
+            raise ApplicationError("provider said 400", type="LlmNonRetryableError", non_retryable=True)
         return IntakeClassification(outcome="build", category="network", provider="fake")
 
     @activity.defn(name=LLM_NEXT_WALK_NODE)
@@ -109,3 +111,16 @@ async def test_llm_failure_is_502_and_leaves_the_walk_unchanged(
                                        json={"node_id": node["id"], "answer": "yes"})
         assert resp.status_code == 200, resp.text
         assert len(resp.json()["session"]["walked_path"]) == 1
+
+
+async def test_a_failed_classification_is_a_502_and_creates_nothing(
+    make_stack: StackFactory, temporal_client: Client, db: AsyncSession
+) -> None:
+    llm = FakeLlm()
+    llm.fail_next = True
+    async with make_stack(with_worker=False) as stack, fake_worker(temporal_client, stack, llm):
+        info = await make_user(stack.client, db, role="l1_tech")
+        resp = await stack.client.post(f"{API}/intake", headers=info["headers"], json={"problem_statement": "VPN"})
+        assert resp.status_code == 502 and "could not classify" in resp.json()["detail"]
+        listed = await stack.client.get(f"{API}/sessions/active", headers=info["headers"])
+        assert listed.json() == []
