@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NotificationKind = Literal[
-    "fix_verification_reminder",
-    "fix_verification_overdue",
-    "handoff_escalated",
-    "handoff_claimed",
-    "handoff_unclaimed",
-    "psa_status_drift",
-]
+from workflows.contracts.notify import NotificationKind
 
 EXAMPLE_NOTIFICATION: dict[str, Any] = {
     "id": "5b0f8a52-6c1e-4b8e-9a57-2f1d3c4e5a60",

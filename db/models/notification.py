@@ -10,15 +10,8 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, UUIDPrimaryKey
+from workflows.contracts.notify import NOTIFICATION_KINDS
 
-NOTIFICATION_KINDS = (
-    "fix_verification_reminder",
-    "fix_verification_overdue",
-    "handoff_escalated",
-    "handoff_claimed",
-    "handoff_unclaimed",
-    "psa_status_drift",
-)
 EMAIL_STATUSES = ("sent", "failed", "skipped")
 TITLE_MAX = 300
 DEDUPE_KEY_MAX = 200

@@ -13,8 +13,9 @@ from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import Notification, User
-from db.models.notification import DEDUPE_KEY_MAX, EMAIL_STATUSES, NOTIFICATION_KINDS, TITLE_MAX
+from db.models.notification import DEDUPE_KEY_MAX, EMAIL_STATUSES, TITLE_MAX
 from db.repositories.base import AccountScopedRepository
+from workflows.contracts.notify import NOTIFICATION_KINDS
 
 EMAIL_ERROR_MAX = 2000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
@@ -10,6 +11,17 @@ from temporalio.common import RetryPolicy
 from workflows.contracts.common import ActivityRef
 
 NOTIFY_SEND_EMAIL = "notify.send_email"
+
+# What an in-app notification is about; workflow activities create them, the API lists them.
+NotificationKind = Literal[
+    "fix_verification_reminder",
+    "fix_verification_overdue",
+    "handoff_escalated",
+    "handoff_claimed",
+    "handoff_unclaimed",
+    "psa_status_drift",
+]
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
 
 NOTIFY_START_TO_CLOSE = timedelta(seconds=30)
 # A mail server that is down is retried for a while; a refused recipient is non-retryable.
