@@ -65,6 +65,8 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         super().__init__()
         self._input = inp
         self._outbox: list[EmailMessage] = []
+        self._idle = timedelta(seconds=inp.idle_timeout_s)
+        self._idle_deadline: Deadline | None = None
 
     @workflow.run
     async def run(self, inp: WalkInput) -> str:
@@ -76,15 +78,14 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         if not await self._exists():
             await self._finish()
             return "missing"
-        idle = timedelta(seconds=inp.idle_timeout_s)
-        deadline = Deadline(self.current.last_step_at + idle, summary="idle: abandon the walk")
+        idle = self._idle
+        deadline = self._idle_deadline = Deadline(self.current.last_step_at + idle, summary="idle: abandon the walk")
         while self.current.status == "active":
-            # One timer per idle period: steps only move the deadline later, which costs no new timer.
-            deadline.move_to(self.current.last_step_at + idle)
+            # One timer per idle period: steps move the deadline later (in _on_commit), which costs no new timer.
             due = await deadline.wait(lambda: self.current.status != "active"
                                       or workflow.info().is_continue_as_new_suggested())
             if due:
-                await self._abandon_if_idle(idle)
+                await self._abandon_if_idle()
             elif self.current.status == "active":  # continue-as-new was suggested
                 await self._finish()
                 workflow.continue_as_new(inp.model_copy(update={"state": self.current}))
@@ -235,6 +236,8 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
     # --- helpers ----------------------------------------------------------------------------
 
     def _on_commit(self, old: WalkControl | None, new: WalkControl) -> None:
+        if self._idle_deadline is not None:
+            self._idle_deadline.move_to(new.last_step_at + self._idle)
         if old is None or old.status != new.status:
             workflow.upsert_search_attributes([SA_STATUS.value_set(new.status)])
         pending = new.pending_node
@@ -270,9 +273,9 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         return WalkNode(id=node_id, kind="resolution", escalate=True,
                         resolution=f"{reason}: escalate it to an engineer with the walked path.")
 
-    async def _abandon_if_idle(self, idle: timedelta) -> None:
+    async def _abandon_if_idle(self) -> None:
         async def change(state: WalkControl) -> tuple[WalkControl, None]:
-            if state.status != "active" or workflow.now() - state.last_step_at < idle:
+            if state.status != "active" or workflow.now() - state.last_step_at < self._idle:
                 return state, None  # a step slipped in while the timer fired
             await ABANDON_WALK(CloseWalkInput(session_id=state.id, status="abandoned", at=workflow.now()))
             workflow.logger.info("walk %s abandoned after being idle", state.id)
