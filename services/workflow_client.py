@@ -68,13 +68,17 @@ def domain_error(exc: BaseException, *, what: str) -> DomainError | None:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return NotFound(f"The workflow for this {what} was not found")
         if exc.status == RPCStatusCode.FAILED_PRECONDITION and "failed state" in exc.message.lower():
-            # A workflow task keeps failing (a bug or a bad deploy): loud in the log, a retryable 503 outside.
-            log.error("workflow of %s is stuck on a failing workflow task: %s", what, exc.message)
-            return EngineUnavailable(f"This {what} is being repaired (its workflow hit an error); retry in a few "
-                                     "minutes with the same Idempotency-Key")
+            return being_repaired(what, exc.message)
         if exc.status in _ENGINE_DOWN:
             return EngineUnavailable(f"The workflow engine is unreachable ({exc.message}); retry shortly")
     return None
+
+
+def being_repaired(what: str, why: str) -> EngineUnavailable:
+    """A workflow task keeps failing (a bug or a bad deploy): loud in the log, a retryable 503 outside."""
+    log.error("workflow of %s is stuck on a failing workflow task: %s", what, why)
+    return EngineUnavailable(f"This {what} is being repaired (its workflow hit an error); retry in a few "
+                             "minutes with the same Idempotency-Key")
 
 
 class WorkflowClient:
@@ -206,8 +210,7 @@ class WorkflowClient:
             return
         attempt = described.raw_description.pending_workflow_task.attempt
         if attempt > 1:
-            raise domain_error(RPCError(f"Workflow Task in failed state (attempt {attempt})",
-                                        RPCStatusCode.FAILED_PRECONDITION, b""), what=what) or EngineUnavailable(what)
+            raise being_repaired(what, f"pending workflow task on attempt {attempt}")
 
     async def _engine_answers(self) -> bool:
         try:

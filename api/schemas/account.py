@@ -17,7 +17,6 @@ SubscriptionStatus = Literal["active", "trialing", "past_due", "canceled", "unpa
 PASSWORD = Field(min_length=8, max_length=200, description="At least 8 characters.")
 # ConnectWise ids are 32-bit; the bound keeps a typo from being stored and failing later at the PSA.
 PSA_ID = Field(default=None, ge=1, le=2**31 - 1, description="A ConnectWise status id.")
-MINUTES_PER_YEAR = 365 * 24 * 60
 MAX_DURATION = timedelta(days=365)
 
 
