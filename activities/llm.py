@@ -15,9 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.session_bundle import chat_context, session_bundle
+from db.repositories.ai_sessions import SessionDocumentRepository
 from db.repositories.llm_usage import LlmUsageRepository
 from integrations.llm.base import LlmError, LlmProvider, LlmResult, LlmUsageReport, Operation
 from integrations.llm.pricing import estimate_cost
+from workflows.contracts.ai_session import (
+    LLM_SESSION_DOCUMENT,
+    LLM_SESSION_REPLY,
+    DocumentRequest,
+    DocumentResult,
+    SessionReplyInput,
+)
 from workflows.contracts.llm import (
     LLM_CHAT_REPLY,
     LLM_CLASSIFY_INTAKE,
@@ -27,6 +36,7 @@ from workflows.contracts.llm import (
     LLM_RESOLUTION_NOTE,
     ChatReply,
     ChatReplyInput,
+    ChatTurn,
     ClassifyIntakeInput,
     HandoffAssessment,
     IntakeClassification,
@@ -78,10 +88,50 @@ class LlmActivities:
         """The AI assessment shown to the senior who claims a handoff."""
         return await self._run("handoff_assessment", data.context, lambda: self.provider.handoff_assessment(data))
 
+    @activity.defn(name=LLM_SESSION_REPLY)
+    async def session_reply(self, data: SessionReplyInput) -> ChatReply:
+        """The assistant's reply in an AI session, from the transcript and active fix read by id."""
+        async with self._session_factory() as session:
+            try:
+                found = await chat_context(session, data.session_id)
+            except LookupError as exc:
+                raise ApplicationError(str(exc), type="LlmBadInput", non_retryable=True) from exc
+        request = ChatReplyInput(
+            context=data.context, transcript=[*found.transcript, ChatTurn(role="user", content=data.user_content)],
+            facts={"problem": found.problem_summary}, active_fix=found.active_fix,
+            current_confidence=data.current_confidence,
+        )
+        return await self._run("chat_reply", data.context, lambda: self.provider.chat_reply(request))
+
+    @activity.defn(name=LLM_SESSION_DOCUMENT)
+    async def session_document(self, data: DocumentRequest) -> DocumentResult:
+        """A resolution-note or escalation-package preview, cached by (session, kind, state_version)."""
+        async with self._session_factory() as session:
+            async with session.begin():
+                # One snapshot: the version the cache is keyed by is the version the facts come from.
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                try:
+                    bundle, version = await session_bundle(session, data.session_id, data.context)
+                except LookupError as exc:
+                    raise ApplicationError(str(exc), type="LlmBadInput", non_retryable=True) from exc
+                cached = await SessionDocumentRepository(session).get(data.session_id, data.kind, version)
+            if cached is not None:
+                return DocumentResult(markdown=cached.markdown, state_version=version, from_cache=True)
+            if data.kind == "resolution_note":
+                document = await self._run("resolution_note", data.context,
+                                           lambda: self.provider.resolution_note(bundle))
+            else:
+                document = await self._run("escalation_package", data.context,
+                                           lambda: self.provider.escalation_package(bundle))
+            async with session.begin():
+                markdown = await SessionDocumentRepository(session).store(
+                    data.session_id, data.kind, version, document.markdown, document.provider)
+        return DocumentResult(markdown=markdown, state_version=version, from_cache=False)
+
     def all(self) -> list[Callable[..., Awaitable[BaseModel]]]:
         """Every activity method, for the worker."""
         return [self.classify_intake, self.next_walk_node, self.chat_reply, self.resolution_note,
-                self.escalation_package, self.handoff_assessment]
+                self.escalation_package, self.handoff_assessment, self.session_reply, self.session_document]
 
     async def _run(
         self, operation: Operation, context: LlmCallContext, call: Callable[[], Awaitable[LlmResult[T]]]

@@ -7,11 +7,13 @@ import logging
 import smtplib
 from email.message import EmailMessage as MimeMessage
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
-from workflows.contracts.notify import NOTIFY_SEND_EMAIL, EmailMessage
+from db.repositories.notifications import NotificationRepository
+from workflows.contracts.notify import NOTIFY_EMAIL_NOTIFICATION, NOTIFY_SEND_EMAIL, EmailMessage, NotificationEmail
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +21,31 @@ log = logging.getLogger(__name__)
 class NotifyActivities:
     """Sends mail through the configured SMTP server (stdlib smtplib in a thread)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._settings = settings
+        self._session_factory = session_factory
 
     @activity.defn(name=NOTIFY_SEND_EMAIL)
     async def send_email(self, message: EmailMessage) -> None:
         """Deliver one message; an unreachable server is retried, refused recipients are not."""
         await asyncio.to_thread(self._send, message)
+
+    @activity.defn(name=NOTIFY_EMAIL_NOTIFICATION)
+    async def email_notification(self, email: NotificationEmail) -> None:
+        """Email an in-app notification's recipient and record the outcome on the notification (sent / failed)."""
+        message = EmailMessage(to=[email.to], subject=email.subject, body=email.body)
+        try:
+            await asyncio.to_thread(self._send, message)
+        except Exception as exc:
+            log.warning("email for notification %s to %s failed (attempt %d): %s", email.notification_id,
+                        email.to, activity.info().attempt, exc)
+            await self._record(email, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        await self._record(email, "sent", None)
+
+    async def _record(self, email: NotificationEmail, status: str, error: str | None) -> None:
+        async with self._session_factory() as session, session.begin():
+            await NotificationRepository(session).record_email(email.notification_id, status, error)
 
     def _send(self, message: EmailMessage) -> None:
         s = self._settings

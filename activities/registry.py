@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
-from activities.persistence import WalkPersistence
+from activities.persistence import FixPersistence, SessionPersistence, WalkPersistence
 from core.config import Settings
 from integrations.llm.base import LlmProvider
 from integrations.llm.factory import build_llm_provider
@@ -29,7 +29,10 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     """Every activity callable, bound to `deps`."""
     activities: list[Callable[..., Any]] = []
     activities += WalkPersistence(deps.session_factory).all()
-    activities += [NotifyActivities(deps.settings).send_email]
+    activities += SessionPersistence(deps.session_factory).all()
+    activities += FixPersistence(deps.session_factory).all()
+    notify = NotifyActivities(deps.settings, deps.session_factory)
+    activities += [notify.send_email, notify.email_notification]
     llm = deps.llm if deps.llm is not None else build_llm_provider(deps.settings)
     activities += LlmActivities(llm, deps.session_factory).all()
     return activities

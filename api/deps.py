@@ -17,8 +17,11 @@ from core.errors import Forbidden, NotAuthenticated, NotFound, SubscriptionRequi
 from core.security import decode_access_token
 from db.models import User
 from db.models.account import PAYING_STATUSES
+from db.repositories.ai_sessions import AiSessionRepository
 from db.repositories.l1_sessions import WalkSessionRepository
+from db.repositories.suggested_fixes import SuggestedFixRepository
 from db.repositories.users import UserRepository
+from services.ai_sessions import AiSessionRef, FixCommands, FixRef, SessionCommands
 from services.walks import WalkCommands, WalkRef
 from services.workflow_client import WorkflowClient
 
@@ -104,6 +107,16 @@ AdminUser = Annotated[User, Depends(require_role("admin"))]
 OwnerUser = Annotated[User, Depends(require_role("owner"))]
 
 
+async def require_ai_session_reader(user: CurrentUser) -> User:
+    """Engineers and above work AI sessions; viewers may read them; L1 techs have the L1 workspace."""
+    if user.account_role == "l1_tech":
+        raise Forbidden("AI sessions require the engineer role or higher (viewers may read them); you are l1_tech")
+    return user
+
+
+AiSessionReader = Annotated[User, Depends(require_ai_session_reader)]
+
+
 async def require_active_subscription(caller: CallerDep) -> None:
     """402 unless the caller's account is `active` or `trialing`."""
     status = caller.subscription_status
@@ -147,3 +160,43 @@ async def get_owned_walk(session_id: uuid.UUID, user: CurrentUser, session: Sess
 
 
 OwnedWalk = Annotated[WalkRef, Depends(get_owned_walk)]
+
+
+async def get_session_commands(workflows: WorkflowClientDep, settings: SettingsDep) -> SessionCommands:
+    """Typed commands on AI session workflows."""
+    return SessionCommands(workflows, settings)
+
+
+async def get_fix_commands(workflows: WorkflowClientDep, settings: SettingsDep) -> FixCommands:
+    """Typed commands on fix verification workflows."""
+    return FixCommands(workflows, settings)
+
+
+SessionCommandsDep = Annotated[SessionCommands, Depends(get_session_commands)]
+FixCommandsDep = Annotated[FixCommands, Depends(get_fix_commands)]
+
+
+async def get_owned_ai_session(session_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> AiSessionRef:
+    """The AI session named in the path when it belongs to the caller's account (404 otherwise); a short read."""
+    row = await AiSessionRepository(session).ref_in_account(user.account_id, session_id)
+    await session.commit()  # release the connection before the route waits on the workflow
+    if row is None:
+        raise NotFound("AI session not found")
+    return AiSessionRef(id=row.id, account_id=row.account_id, status=row.status, session_type=row.session_type,
+                        state_version=row.state_version, psa_ticket_id=row.psa_ticket_id,
+                        problem_summary=row.problem_summary)
+
+
+OwnedAiSession = Annotated[AiSessionRef, Depends(get_owned_ai_session)]
+
+
+async def get_owned_fix(owner: OwnedAiSession, fix_id: uuid.UUID, session: SessionDep) -> FixRef:
+    """The fix named in the path when it belongs to that session (another session's fix is a 404)."""
+    row = await SuggestedFixRepository(session).in_session(owner.account_id, owner.id, fix_id)
+    await session.commit()
+    if row is None:
+        raise NotFound("Suggested fix not found in this session")
+    return FixRef(id=row.id, session_id=row.session_id, account_id=row.account_id, status=row.status, title=row.title)
+
+
+OwnedFix = Annotated[FixRef, Depends(get_owned_fix)]

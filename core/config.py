@@ -110,6 +110,12 @@ class Settings(BaseSettings):
 
     l1_idle_timeout_s: int = Field(default=24 * 3600, description="Walk sessions idle this long are abandoned.")
     l1_max_depth: int = Field(default=12, description="AI-built walks stop asking after this many steps.")
+    workflow_idle_unload_s: int = Field(
+        default=3600, ge=1,
+        description="An AI session or fix workflow with nothing due ends its run after this long without a "
+                    "command (its state is in Postgres; the next command starts a new run). Bounds how many "
+                    "workflows stay open.",
+    )
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -134,15 +134,18 @@ class WorkflowClient:
             _retrieve_start_error(operation)
 
     async def execute(self, run: Callable[[Any, Any], Awaitable[ResultT]], arg: Any, *, id: str, what: str,
-                      limit: timedelta, failed: str) -> ResultT:
+                      limit: timedelta, failed: str, share_running: bool = False) -> ResultT:
         """Run a short workflow to completion (e.g. intake classification) within `limit`.
 
         A workflow no worker has picked up within the accept bound is terminated and answered 503, so a
         missing worker costs the caller seconds, not the whole `limit`. A run that fails (its activity, a
-        third party, gave up) is an `UpstreamFailed` saying `failed`.
+        third party, gave up) is an `UpstreamFailed` saying `failed`. With `share_running`, a caller that
+        finds a run with the same id running waits for that run instead of starting another.
         """
+        conflict = WorkflowIDConflictPolicy.USE_EXISTING if share_running else WorkflowIDConflictPolicy.FAIL
         handle = await self._bounded(
-            self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit),
+            self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit,
+                                        id_conflict_policy=conflict),
             self._accept_timeout_s, what, f"The workflow engine did not start the {what} in time",
         )
         result = asyncio.ensure_future(handle.result())

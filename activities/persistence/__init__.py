@@ -1,5 +1,7 @@
 """Postgres writes on behalf of workflows: the `persistence.*` activities, one class per workflow."""
 
+from activities.persistence.ai_sessions import SessionPersistence
+from activities.persistence.fixes import FixPersistence
 from activities.persistence.walks import WalkPersistence
 
-__all__ = ["WalkPersistence"]
+__all__ = ["FixPersistence", "SessionPersistence", "WalkPersistence"]

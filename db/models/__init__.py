@@ -1,6 +1,7 @@
 """All ORM models, imported here so Alembic and the repositories see one metadata."""
 
 from db.models.account import Account, AccountSettings, Subscription
+from db.models.ai_session import AiSession, AiSessionMessage, SessionDocument, SuggestedFix
 from db.models.idempotency import IdempotencyRecord
 from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1WalkNote, L1WalkSession
 from db.models.llm_usage import LlmUsage
@@ -13,6 +14,8 @@ __all__ = [
     "Account",
     "AccountRole",
     "AccountSettings",
+    "AiSession",
+    "AiSessionMessage",
     "FlowProposal",
     "IdempotencyRecord",
     "InternalTicket",
@@ -23,6 +26,8 @@ __all__ = [
     "LlmUsage",
     "LoginThrottle",
     "Notification",
+    "SessionDocument",
     "Subscription",
+    "SuggestedFix",
     "User",
 ]

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from integrations.llm import fixes as fx
 from integrations.llm.base import LlmResult, LlmUsageReport
 from integrations.llm.drafts import (
     EscalationDraft,
@@ -56,10 +57,7 @@ OUTCOME_CONFIDENCE: dict[FixOutcome, float] = {
     "applied_success": 0.9, "applied_pending": 0.7, "applied_partial": 0.6, "applied_failed": 0.45,
     "dismissed": 0.45,
 }
-STATUS_LABELS = {
-    "applied_success": "worked", "applied_failed": "did not work", "applied_partial": "partly worked",
-    "applied_pending": "applied, awaiting verification", "dismissed": "dismissed", "proposed": "proposed",
-}
+STATUS_LABELS = fx.STATUS_LABELS
 
 
 def _result(output: T, started: float) -> LlmResult[T]:
@@ -93,17 +91,40 @@ def _next_question(problem: Problem, data: NextWalkNodeInput) -> tuple[Question 
     return (remaining[0] if remaining else None), None, False
 
 
-def _fix_lines(fixes: list[dict[str, str | int | None]]) -> list[str]:
-    lines = []
-    for fix in fixes:
-        title = str(fix.get("title") or "Untitled fix")
-        status = str(fix.get("status") or fix.get("outcome") or "proposed")
-        lines.append(f"{title}: {STATUS_LABELS.get(status, status)}")
-    return lines
+def _fix_lines(fixes: list[fx.Fix]) -> list[str]:
+    return [fx.summary_line(fix) for fix in fixes]
 
 
-def _fixes_with(fixes: list[dict[str, str | int | None]], status: str) -> list[dict[str, str | int | None]]:
-    return [f for f in fixes if (f.get("status") or f.get("outcome")) == status]
+def _provisional(fix: fx.Fix) -> str:
+    return (f"{fx.title(fix)} has been applied, awaiting verification: {fx.waiting_on(fix)}. This is provisional "
+            "until it is confirmed.")
+
+
+def _resolution(data: SessionBundle) -> str:
+    """What resolved it: the fixes that worked, any pending one framed as provisional, else a partial one."""
+    worked = fx.with_status(data.fixes, "applied_success", current_only=True)
+    parts = [f"{fx.title(f)}: {fx.text(f, 'description') or 'applied'}." for f in worked]
+    parts += [_provisional(f) for f in fx.with_status(data.fixes, "applied_pending", current_only=True)]
+    if not parts:
+        parts = [f"{fx.title(f)} partly worked: {fx.text(f, 'partial_notes') or 'no notes recorded'}."
+                 for f in fx.with_status(data.fixes, "applied_partial", current_only=True)]
+    return " ".join(parts) or data.engineer_notes or "See the engineer's notes on the ticket."
+
+
+def _lead(data: SessionBundle) -> str | None:
+    """The leading hypothesis: a pending fix (what it waits on), else a partial one (its notes), else None."""
+    pending = fx.with_status(data.fixes, "applied_pending", current_only=True)
+    if pending:
+        fix = pending[0]
+        return (f"{fx.title(fix)} was applied and is awaiting verification (applied_pending): {fx.waiting_on(fix)}. "
+                "It is the leading hypothesis; confirm it before anything else.")
+    partial = fx.with_status(data.fixes, "applied_partial", current_only=True)
+    if partial:
+        fix = partial[0]
+        notes = fx.text(fix, "partial_notes") or "what still fails was not recorded"
+        return (f"{fx.title(fix)} partly worked (applied_partial): {notes}. It is the leading hypothesis; "
+                "follow what still fails.")
+    return None
 
 
 class OfflineProvider:
@@ -195,29 +216,20 @@ class OfflineProvider:
         """The four sections from the fixes, notes and the library's likely cause."""
         started = time.monotonic()
         problem = self._problem_of(data)
-        worked = _fixes_with(data.fixes, "applied_success")
-        pending = _fixes_with(data.fixes, "applied_pending")
-        if worked:
-            resolution = "; ".join(f"{f.get('title')}: {f.get('description') or 'applied'}" for f in worked)
-        elif pending:
-            resolution = f"{pending[0].get('title')} has been applied and is awaiting confirmation."
-        else:
-            resolution = data.engineer_notes or "See the engineer's notes on the ticket."
         draft = ResolutionNoteDraft(
             problem=data.problem_summary,
             what_we_confirmed=_fix_lines(data.fixes) or ["No verified findings were recorded in the session."],
-            root_cause=self._cause(problem), resolution=resolution,
+            root_cause=self._cause(problem), resolution=_resolution(data),
         )
         return _result(MarkdownDocument(markdown=render_resolution_note(draft, FOOTER), provider=PROVIDER,
                                         model=MODEL), started)
 
     async def escalation_package(self, data: SessionBundle) -> LlmResult[MarkdownDocument]:
-        """The five sections; a fix awaiting verification is the leading hypothesis."""
+        """The five sections; a fix awaiting verification, else a partly working one, is the leading hypothesis."""
         started = time.monotonic()
         problem = self._problem_of(data)
-        pending = _fixes_with(data.fixes, "applied_pending")
-        hypothesis = (f"{pending[0].get('title')} was applied and is awaiting verification; confirm it before "
-                      "anything else." if pending else self._cause(problem))
+        lead, cause = _lead(data), self._cause(problem)
+        hypothesis = f"{lead} Otherwise: {cause}" if lead else cause
         confirmed = [data.engineer_notes] if data.engineer_notes else ["Nothing verified was recorded."]
         draft = EscalationDraft(
             problem=data.problem_summary, what_we_confirmed=confirmed,
@@ -234,7 +246,8 @@ class OfflineProvider:
         tried = _fix_lines(data.fixes)
         kind = problem.a_title if problem else "a problem no offline rule recognises"
         prose = (f"{FOOTER} The session is about: {data.problem_summary.strip().rstrip('.')}. It looks like {kind}. "
-                 + (f"{len(tried)} fix(es) were tried: {'; '.join(tried)}." if tried else "No fixes were tried."))
+                 + (f"{len(tried)} fix(es) were recorded: {'; '.join(tried)}." if tried else "No fixes were recorded.")
+                 + (f" {lead}" if (lead := _lead(data)) else ""))
         known = tried + ([f"Engineer notes: {data.engineer_notes}"] if data.engineer_notes else [])
         return _result(HandoffAssessment(
             summary_prose=prose, what_we_know=known, likely_cause=self._cause(problem),
@@ -254,7 +267,7 @@ class OfflineProvider:
 
     @staticmethod
     def _steps(problem: Problem | None, data: SessionBundle) -> list[str]:
-        tried = " ".join(normalize(str(f.get("title") or "")) for f in data.fixes)
+        tried = " ".join(normalize(fx.text(f, "title") or "") for f in data.fixes)
         steps = [s for s in (problem or GENERIC).checks if normalize(s) not in tried]
         return steps or list((problem or GENERIC).checks)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from integrations.llm import fixes as fixes_view
 from integrations.llm.base import Operation
 from workflows.contracts.llm import ChatReplyInput, ClassifyIntakeInput, NextWalkNodeInput, SessionBundle
 
@@ -22,6 +23,14 @@ before invasive steps (reinstalls, profile rebuilds, registry edits).
 - Be concise and concrete: an L1 technician must be able to act on every sentence.
 - Never ask for or repeat passwords, MFA codes or other secrets.
 """
+
+# Appended to the prompts of the operations that read a session bundle.
+FIX_STATUSES = """Each fix in the input has an "Outcome status": proposed (suggested, not applied), \
+applied_success (it worked), applied_failed (no change; see its failure reason), applied_partial (some \
+improvement; see its partial notes), applied_pending (applied but only verifiable later: provisional, \
+awaiting verification; see what it is waiting on) or dismissed (not applied). A superseded fix was replaced \
+by a later one. Report every fix with its status and notes; never drop one."""
+DOCUMENT_OPERATIONS: frozenset[Operation] = frozenset({"resolution_note", "escalation_package", "handoff_assessment"})
 
 OPERATION_PROMPTS: dict[Operation, str] = {
     "classify_intake": """Task: triage a new L1 intake.
@@ -47,15 +56,19 @@ applied_pending (applied, can only be verified later) or dismissed (they decided
 short reason quoting what they said.""",
     "resolution_note": """Task: write the customer-visible resolution note for a solved session.
 Fill the sections: problem (one or two sentences, customer-friendly), what_we_confirmed (facts verified \
-during troubleshooting, one per item), root_cause, resolution (what was done). If the fix that resolved it \
-is only provisionally verified (applied_pending), say the fix is applied and awaiting confirmation. No \
-internal jargon, no blame, no secrets.""",
+during troubleshooting, one per item), root_cause, resolution (what was done). An applied_pending fix is \
+provisional: never present it as confirmed; say it is applied and awaiting verification, and what it is \
+waiting on (its "Pending (waiting on)" note). No internal jargon, no blame, no secrets.""",
     "escalation_package": """Task: write the internal escalation package for the senior engineer taking over.
-Fill the sections: problem, what_we_confirmed (verified facts), what_we_tried (each fix or step with its \
-outcome), current_hypothesis (the leading explanation; a fix awaiting verification, applied_pending, is \
-the leading hypothesis: name what is being waited on), suggested_next_steps (ordered, concrete).""",
+Fill the sections: problem, what_we_confirmed (verified facts), what_we_tried (every fix with its outcome \
+status and its notes: failure reason, partial notes, what a pending fix waits on), current_hypothesis (the \
+leading explanation: a fix that is applied_pending, or else applied_partial, is the leading hypothesis; \
+name it and what it waits on or what its partial notes say still fails; an applied_pending fix is \
+provisional, awaiting verification), suggested_next_steps (ordered, concrete).""",
     "handoff_assessment": """Task: assess a parked or escalated session for the senior who picks it up.
-summary_prose: three to five sentences on where things stand. what_we_know: verified facts. \
+summary_prose: three to five sentences on where things stand. what_we_know: verified facts, including \
+each applied fix's outcome and notes. An applied_pending fix is provisional: say it is awaiting \
+verification and what it waits on; a pending or partial fix is the main lead to follow. \
 likely_cause: the most likely root cause (say 'unknown' with what is missing if it cannot be told). \
 suggested_steps: the first concrete steps for the senior. confidence: 0 to 1 that likely_cause is right.""",
 }
@@ -72,7 +85,8 @@ TOOL_NAMES: dict[Operation, str] = {
 
 def system_prompt(operation: Operation) -> str:
     """The full, stable system prompt of `operation`."""
-    return f"{BASE}\n{OPERATION_PROMPTS[operation]}"
+    extra = f"\n{FIX_STATUSES}" if operation in DOCUMENT_OPERATIONS else ""
+    return f"{BASE}\n{OPERATION_PROMPTS[operation]}{extra}"
 
 
 def _json(value: object) -> str:
@@ -106,5 +120,7 @@ def render_chat(data: ChatReplyInput) -> str:
 def render_bundle(data: SessionBundle) -> str:
     """A session bundle as the user message."""
     turns = "\n\n".join(f"[{t.role}]\n{t.content}" for t in data.transcript)
-    return (f"Problem summary:\n{data.problem_summary}\n\nFixes (with status):\n{_json(data.fixes)}\n\n"
+    fixes = "\n".join(fixes_view.prompt_block(i, fix) for i, fix in enumerate(data.fixes, 1))
+    return (f"Problem summary:\n{data.problem_summary}\n\n"
+            f"Fixes (every fix, in order, with its outcome status and notes):\n{fixes or '(none recorded)'}\n\n"
             f"Engineer notes:\n{data.engineer_notes or '(none)'}\n\nTranscript:\n{turns or '(empty)'}")

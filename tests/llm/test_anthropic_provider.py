@@ -105,6 +105,63 @@ async def test_documents_use_the_strong_model_and_fixed_sections(fake: FakeAnthr
     assert "1. x\n2. y" in package.markdown
 
 
+FIXES: list[dict[str, str | int | None]] = [
+    {"title": "Reset credential cache", "description": "Remove the MicrosoftOffice entries", "status": "applied_failed",
+     "confidence_pct": 70, "applied_at": "2025-03-04T10:00:00+00:00", "verified_at": "2025-03-04T10:20:00+00:00",
+     "failure_reason": "user reports no change", "partial_notes": None, "pending_reason": None, "superseded": "no"},
+    {"title": "Re-register the device", "description": "dsregcmd /leave then rejoin", "status": "applied_partial",
+     "confidence_pct": 60, "applied_at": "2025-03-04T11:00:00+00:00", "verified_at": None, "failure_reason": None,
+     "partial_notes": "Outlook fine, Teams still asks", "pending_reason": None, "superseded": "no"},
+    {"title": "Force a password sync", "description": "Start-ADSyncSyncCycle -PolicyType Delta",
+     "status": "applied_pending", "confidence_pct": 75, "applied_at": "2025-03-04T12:00:00+00:00",
+     "verified_at": None, "failure_reason": None, "partial_notes": None, "pending_reason": "AD replication",
+     "superseded": "no"},
+    {"title": "Rebuild the profile", "description": "New Windows profile", "status": "dismissed",
+     "confidence_pct": 30, "applied_at": None, "verified_at": None, "failure_reason": None, "partial_notes": None,
+     "pending_reason": None, "superseded": "yes"},
+]
+HANDOFF = {"summary_prose": "s", "what_we_know": ["k"], "likely_cause": "c", "suggested_steps": ["x"],
+           "confidence": 0.5}
+
+
+async def test_bundle_requests_render_every_fix_with_status_notes_and_times(fake: FakeAnthropic) -> None:
+    bundle = SessionBundle(context=CTX, problem_summary="Outlook prompts for password", fixes=FIXES)
+    fake.tool_call("record_resolution_note", {"problem": "p", "what_we_confirmed": ["a"], "root_cause": "r",
+                                              "resolution": "x"})
+    fake.tool_call("record_escalation_package", {"problem": "p", "what_we_confirmed": ["a"], "what_we_tried": ["b"],
+                                                 "current_hypothesis": "h", "suggested_next_steps": ["x"]})
+    fake.tool_call("record_handoff_assessment", HANDOFF)
+    provider = fake.provider()
+    await provider.resolution_note(bundle)
+    await provider.escalation_package(bundle)
+    await provider.handoff_assessment(bundle)
+
+    assert len(fake.requests) == 3
+    for request in fake.requests:
+        content = request["messages"][0]["content"]
+        for fix in FIXES:
+            assert f"{fix['title']}\n   Outcome status: {fix['status']}\n" in content, (fix["title"], content)
+        assert "Failure reason: user reports no change" in content
+        assert "Partial notes: Outlook fine, Teams still asks" in content
+        assert "Pending (waiting on): AD replication" in content
+        assert "Applied at: 2025-03-04T10:00:00+00:00" in content and "Applied at: 2025-03-04T12:00:00+00:00" in content
+        assert "Verified at: 2025-03-04T10:20:00+00:00" in content and content.count("Verified at:") == 1
+        assert content.count("Failure reason:") == 1 and content.count("Pending (waiting on):") == 1
+        assert "Superseded by a later fix: yes" in content and "Confidence: 70%" in content
+        assert "applied_pending" in request["system"][0]["text"] and "provisional" in request["system"][0]["text"]
+    note_system, package_system, handoff_system = (r["system"][0]["text"] for r in fake.requests)
+    assert "awaiting verification" in note_system and "waiting on" in note_system
+    assert "applied_pending, or else applied_partial, is the leading hypothesis" in package_system
+    assert "assess a parked or escalated session" in handoff_system
+
+
+async def test_bundle_without_fixes_says_so(fake: FakeAnthropic) -> None:
+    fake.tool_call("record_handoff_assessment", HANDOFF)
+    await fake.provider().handoff_assessment(SessionBundle(context=CTX, problem_summary="p"))
+    content = fake.requests[0]["messages"][0]["content"]
+    assert "Fixes (every fix, in order, with its outcome status and notes):\n(none recorded)" in content
+
+
 async def test_invalid_tool_input_gets_one_corrective_retry(fake: FakeAnthropic) -> None:
     fake.tool_call("record_chat_reply", {"reply": "Try again", "confidence": 7})
     fake.tool_call("record_chat_reply", VALID_CHAT)

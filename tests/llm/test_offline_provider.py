@@ -7,6 +7,7 @@ import pytest
 from core.config import Settings
 from integrations.llm.anthropic_provider import AnthropicProvider
 from integrations.llm.factory import build_llm_provider
+from integrations.llm.fixes import summary_line
 from integrations.llm.offline_library import LIBRARY
 from integrations.llm.offline_provider import OfflineProvider
 from workflows.contracts.llm import (
@@ -176,3 +177,76 @@ async def test_escalation_package_leads_with_the_pending_fix() -> None:
     hypothesis = markdown.split("## Current hypothesis")[1].split("##")[0]
     assert "Create a new Outlook profile" in hypothesis and "awaiting verification" in hypothesis
     assert "Clear cached Office credentials: did not work" in markdown
+
+
+def fix(title: str, status: str, **fields: str | int | None) -> dict[str, str | int | None]:
+    """A fix dict with every key a session bundle carries."""
+    return {"title": title, "description": f"{title} (how).", "status": status, "confidence_pct": 60,
+            "applied_at": None, "verified_at": None, "failure_reason": None, "partial_notes": None,
+            "pending_reason": None, "superseded": "no", **fields}
+
+
+FAILED = fix("Reset credential cache", "applied_failed", failure_reason="user reports no change",
+             applied_at="2025-03-04T10:00:00+00:00")
+PARTIAL = fix("Re-register the device in Entra ID", "applied_partial",
+              partial_notes="Outlook is fine, Teams still asks", failure_reason="first attempt timed out")
+PENDING = fix("Force a password sync", "applied_pending", pending_reason="AD replication",
+              applied_at="2025-03-04T11:00:00+00:00")
+DISMISSED = fix("Rebuild the Windows profile", "dismissed", superseded="yes")
+FULL = SessionBundle(context=CTX, problem_summary="Outlook keeps prompting for the password",
+                     fixes=[FAILED, PARTIAL, PENDING, DISMISSED], engineer_notes="Web sign-in works.")
+
+
+def section(markdown: str, heading: str) -> str:
+    return markdown.split(f"## {heading}")[1].split("\n## ")[0].split("\n---")[0]
+
+
+def test_fix_line_has_title_label_raw_status_and_notes() -> None:
+    assert summary_line(FAILED) == "Reset credential cache: did not work (applied_failed) — user reports no change"
+    assert summary_line(PARTIAL) == ("Re-register the device in Entra ID: partly worked (applied_partial) — Outlook is "
+                                     "fine, Teams still asks; failure reason: first attempt timed out")
+    assert summary_line(PENDING) == ("Force a password sync: applied, awaiting verification (applied_pending) — "
+                                     "waiting on AD replication")
+    assert summary_line(DISMISSED) == "Rebuild the Windows profile [superseded]: dismissed (dismissed)"
+    assert summary_line({"title": "Old shape", "outcome": "applied_success"}) == "Old shape: worked (applied_success)"
+
+
+async def test_documents_carry_every_fix_with_its_status_and_notes() -> None:
+    note = (await provider.resolution_note(FULL)).output.markdown
+    package = (await provider.escalation_package(FULL)).output.markdown
+    handoff = (await provider.handoff_assessment(FULL)).output
+    handoff_text = " ".join([handoff.summary_prose, *handoff.what_we_know])
+    for text in (note, package, handoff_text):
+        for item in FULL.fixes:
+            assert f"{item['title']}" in text and f"({item['status']})" in text, (item, text)
+        for words in ("user reports no change", "Outlook is fine, Teams still asks", "first attempt timed out",
+                      "waiting on AD replication"):
+            assert words in text, (words, text)
+        assert "offline" in text.lower()
+    assert "offline rule-based provider" in note and "offline rule-based provider" in package
+    tried = section(package, "What we've tried")
+    assert "- Reset credential cache: did not work (applied_failed) — user reports no change" in tried
+
+
+async def test_resolution_note_frames_a_pending_fix_as_provisional() -> None:
+    resolution = section((await provider.resolution_note(FULL)).output.markdown, "Resolution")
+    assert "Force a password sync has been applied, awaiting verification: waiting on AD replication" in resolution
+    assert "provisional" in resolution
+    worked = FULL.model_copy(update={"fixes": [fix("Clear creds", "applied_success"), PENDING]})
+    resolution = section((await provider.resolution_note(worked)).output.markdown, "Resolution")
+    assert "Clear creds: Clear creds (how)." in resolution and "awaiting verification" in resolution
+
+
+async def test_escalation_leads_with_pending_then_partial_never_a_superseded_one() -> None:
+    hypothesis = section((await provider.escalation_package(FULL)).output.markdown, "Current hypothesis")
+    assert hypothesis.strip().startswith("Force a password sync was applied and is awaiting verification")
+    assert "waiting on AD replication" in hypothesis and "leading hypothesis" in hypothesis
+    no_pending = FULL.model_copy(update={"fixes": [FAILED, PARTIAL, {**PENDING, "superseded": "yes"}]})
+    hypothesis = section((await provider.escalation_package(no_pending)).output.markdown, "Current hypothesis")
+    assert hypothesis.strip().startswith("Re-register the device in Entra ID partly worked (applied_partial)")
+    assert "Outlook is fine, Teams still asks" in hypothesis and "Force a password sync" not in hypothesis
+    handoff = (await provider.handoff_assessment(no_pending)).output
+    assert "Re-register the device in Entra ID partly worked" in handoff.summary_prose
+    only_failed = FULL.model_copy(update={"fixes": [FAILED]})
+    hypothesis = section((await provider.escalation_package(only_failed)).output.markdown, "Current hypothesis")
+    assert "leading hypothesis" not in hypothesis and "Most common cause" in hypothesis

@@ -158,7 +158,12 @@ class SessionBundle(BaseModel):
     context: LlmCallContext
     problem_summary: str
     transcript: list[ChatTurn] = []
-    fixes: list[dict[str, str | int | None]] = []
+    fixes: list[dict[str, str | int | None]] = Field(default=[], description=(
+        "Every fix of the session, in order, each with exactly these keys: title, description, status (proposed, "
+        "applied_success, applied_failed, applied_partial, applied_pending or dismissed), confidence_pct (int), "
+        "applied_at and verified_at (ISO 8601 strings or None), failure_reason, partial_notes and pending_reason "
+        "(text, None when unset), superseded ('yes' or 'no')."
+    ))
     engineer_notes: str | None = None
 
 

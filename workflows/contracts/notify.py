@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Literal, get_args
 
@@ -44,4 +45,22 @@ class EmailMessage(BaseModel):
 
 SEND_EMAIL: ActivityRef[EmailMessage, None] = ActivityRef(
     NOTIFY_SEND_EMAIL, None, NOTIFY_START_TO_CLOSE, NOTIFY_RETRY_POLICY,
+)
+
+
+class NotificationEmail(BaseModel):
+    """The email that goes with an in-app notification (its outcome is recorded on the row)."""
+
+    notification_id: uuid.UUID
+    to: str
+    subject: str = Field(min_length=1, max_length=300)
+    body: str
+
+
+NOTIFY_EMAIL_NOTIFICATION = "notify.email_notification"
+# Best-effort: a few attempts, then the failure stays recorded on the notification and the workflow goes on.
+EMAIL_NOTIFICATION: ActivityRef[NotificationEmail, None] = ActivityRef(
+    NOTIFY_EMAIL_NOTIFICATION, None, NOTIFY_START_TO_CLOSE,
+    RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3,
+                non_retryable_error_types=["EmailRejected"]),
 )
