@@ -34,6 +34,9 @@ from db.session import make_engine, make_session_factory, with_database
 from worker import build_worker
 from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
+# Fixtures shared by several test packages (an SMTP sink, a second API+worker stack).
+pytest_plugins = ["tests.stack"]
+
 
 def _worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -59,6 +59,8 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         self._idle = timedelta(seconds=inp.idle_timeout_s)
         self._deadline: Deadline | None = None
         self._emails: list[asyncio.Task[None]] = []
+        # Idle is measured on the workflow's clock from the last change this run saw (not a row's timestamp).
+        self._quiet_since = workflow.now()
 
     @workflow.run
     async def run(self, inp: FixInput) -> str:
@@ -74,10 +76,12 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         deadline = self._deadline = Deadline(at, summary)
         while self.current.status not in TERMINAL_STATUSES:
             due = await deadline.wait(lambda: self.current.status in TERMINAL_STATUSES or _history_is_long())
-            if due:
-                if self.current.next_notice() is None:
-                    break  # idle and nothing scheduled: the next command starts a new run from Postgres
+            if due and self.current.next_notice() is not None:
                 await self._send_notice()
+            elif due:
+                await self._finish()  # a command may be in flight: it may park the fix
+                if self.current.next_notice() is None and workflow.now() >= self._quiet_since + self._idle:
+                    break  # idle and nothing scheduled: the next command starts a new run from Postgres
             elif self.current.status not in TERMINAL_STATUSES:
                 await self._drain_emails()
                 await self._finish()
@@ -178,9 +182,10 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         notice = state.next_notice()
         if notice is not None:
             return notice.due_at, f"{notice.kind} {notice.index + 1} of {len(state.schedule)}"
-        return state.last_change_at + self._idle, "idle: unload the fix (its state is in Postgres)"
+        return self._quiet_since + self._idle, "idle: unload the fix (its state is in Postgres)"
 
     def _on_commit(self, old: FixControl | None, new: FixControl) -> None:
+        self._quiet_since = workflow.now()
         if self._deadline is not None:
             at, self._deadline.summary = self._due(new)
             self._deadline.move_to(at)

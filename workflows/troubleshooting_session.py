@@ -71,13 +71,16 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         if not await self._exists():
             await self._finish()
             return "missing"
-        deadline = self._deadline = Deadline(self.current.last_activity_at + self._idle,
+        # Idle is measured on the workflow's clock, from this run's start or its last change.
+        deadline = self._deadline = Deadline(workflow.now() + self._idle,
                                              summary="idle: unload the session (its state is in Postgres)")
         while self.current.status in OPEN_STATUSES:
             due = await deadline.wait(lambda: self.current.status not in OPEN_STATUSES or _history_is_long())
             if due:
-                break  # idle: the next command starts a new run from Postgres
-            if self.current.status in OPEN_STATUSES:
+                await self._finish()  # a command may be in flight
+                if deadline.at is not None and workflow.now() >= deadline.at:
+                    break  # idle: the next command starts a new run from Postgres
+            elif self.current.status in OPEN_STATUSES:
                 await self._finish()
                 workflow.continue_as_new(inp.model_copy(update={"state": self.current, "created_by_update": False}))
         await self._finish()

@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 
 from tests.helpers import add_member, make_user
 from tests.l1.broken_workflow import BrokenWalkWorkflow
-from tests.l1.conftest import StackFactory
+from tests.stack import StackFactory
 from tests.l1.support import PRINTER_TREE, insert_walk
 from worker import build_worker
 from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User
 from tests.helpers import add_member, make_user
-from tests.l1.conftest import StackFactory
+from tests.stack import StackFactory
 
 API = "/api/v1/l1"
 

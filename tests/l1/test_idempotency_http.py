@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import InternalTicket, L1WalkSession
-from tests.l1.conftest import SmtpSink, StackFactory
+from tests.stack import SmtpSink, StackFactory
 from tests.l1.support import adhoc_session, create_flow, intake, l1_tech, team
 
 API = "/api/v1/l1"

@@ -12,7 +12,7 @@ from temporalio.worker import Worker
 
 from activities.persistence import WalkPersistence
 from tests.helpers import make_user
-from tests.l1.conftest import StackFactory
+from tests.stack import StackFactory
 from tests.l1.support import is_uuid
 from workflows.contracts.llm import (
     LLM_CLASSIFY_INTAKE,

@@ -1,4 +1,4 @@
-"""L1 fixtures: an SMTP sink and a second API+worker stack with its own settings and task queue."""
+"""Shared fixtures: an SMTP sink and a second API+worker stack with its own settings and task queue."""
 
 from __future__ import annotations
 
