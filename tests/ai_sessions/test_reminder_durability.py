@@ -61,5 +61,6 @@ async def test_a_parked_fix_still_reminds_after_the_worker_restarts(
             state = await temporal_client.get_workflow_handle(fix_workflow_id(fix_id)).query(
                 QUERY_FIX_STATE, result_type=FixControl)
             assert state.fired == 2 and state.status == "applied_pending"
-            fix = (await client.get(f"/api/v1/ai-sessions/{session_id}/suggested-fixes/{fix_id}", headers=headers)).json()
+            url = f"/api/v1/ai-sessions/{session_id}/suggested-fixes/{fix_id}"
+            fix = (await client.get(url, headers=headers)).json()
             assert fix["next_reminder_at"] == state.next_reminder_at.isoformat().replace("+00:00", "Z")  # the overdue

@@ -62,7 +62,7 @@ class Parked:
     async def outcome(self, outcome: str, notes: str | None = None) -> None:
         """Record an outcome through the fix's workflow, as the parker."""
         done = await self.fixes.record_outcome(self.ref, OutcomeInput(
-            outcome=outcome, notes=notes, by_user_id=self.parker), None)  # type: ignore[arg-type]
+            outcome=outcome, notes=notes, by_user_id=self.parker), None)
         self.ref = FixRef(id=self.ref.id, session_id=self.ref.session_id, account_id=self.ref.account_id,
                           status=done.status, title=self.ref.title)
 
@@ -159,7 +159,8 @@ async def test_reparking_restarts_the_schedule_and_an_outcome_cancels_it(parked:
     assert await p.notifications("fix_verification_overdue") == []
     async with p.session_factory() as session:
         fix = await session.get(SuggestedFix, p.ref.id)
-        assert fix is not None and fix.next_reminder_at is None and fix.pending_reason == "now waiting on the licence sync"
+        assert fix is not None and fix.next_reminder_at is None
+        assert fix.pending_reason == "now waiting on the licence sync"
         count = await session.scalar(select(func.count()).select_from(Notification)
                                      .where(Notification.fix_id == p.ref.id))
         assert count == 2

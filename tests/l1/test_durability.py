@@ -11,8 +11,8 @@ from temporalio.worker import Worker
 
 from tests.helpers import add_member, make_user
 from tests.l1.broken_workflow import BrokenWalkWorkflow
-from tests.stack import StackFactory
 from tests.l1.support import PRINTER_TREE, insert_walk
+from tests.stack import StackFactory
 from worker import build_worker
 from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_CATEGORY, SA_SESSION_KIND, SA_STATUS
 from workflows.contracts.walk import QUERY_STATE, WalkControl, walk_workflow_id

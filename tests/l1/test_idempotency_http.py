@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import InternalTicket, L1WalkSession
-from tests.stack import SmtpSink, StackFactory
 from tests.l1.support import adhoc_session, create_flow, intake, l1_tech, team
+from tests.stack import SmtpSink, StackFactory
 
 API = "/api/v1/l1"
 

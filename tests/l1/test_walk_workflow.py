@@ -12,8 +12,8 @@ from temporalio.worker import Worker
 
 from activities.persistence import WalkPersistence
 from tests.helpers import make_user
-from tests.stack import StackFactory
 from tests.l1.support import is_uuid
+from tests.stack import StackFactory
 from workflows.contracts.llm import (
     LLM_CLASSIFY_INTAKE,
     LLM_NEXT_WALK_NODE,
