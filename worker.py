@@ -28,6 +28,7 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         workflows=ALL_WORKFLOWS,
         activities=build_activities(deps),
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_cached_workflows=deps.settings.worker_max_cached_workflows,
         # The default (5 pollers, one of them on the shared queue) starves the first task of new
         # workflows when many walks start at once: measured 5-16 s waits and 503s on intake with 50
         # concurrent walks. Autoscaling adds pollers while tasks are waiting.

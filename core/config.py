@@ -110,6 +110,11 @@ class Settings(BaseSettings):
 
     l1_idle_timeout_s: int = Field(default=24 * 3600, description="Walk sessions idle this long are abandoned.")
     l1_max_depth: int = Field(default=12, description="AI-built walks stop asking after this many steps.")
+    worker_max_cached_workflows: int = Field(
+        default=500, ge=0,
+        description="Workflows a worker keeps in memory between tasks; an evicted one is rebuilt from its history "
+                    "on its next task (a parked fix wakes a few times a day). Bounds the worker's memory.",
+    )
     workflow_idle_unload_s: int = Field(
         default=3600, ge=1,
         description="An AI session or fix workflow with nothing due ends its run after this long without a "

@@ -126,13 +126,16 @@ class SessionPersistence:
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             sessions = AiSessionRepository(session)
             row = await _row(sessions, inp.session_id)
-            draft = inp.draft
-            inserted = await SuggestedFixRepository(session).insert_superseding(
+            draft, fixes = inp.draft, SuggestedFixRepository(session)
+            if await fixes.get(draft.fix_id) is not None:
+                return AddFixResult(fix_id=draft.fix_id, state_version=row.state_version)  # a retry
+            # The session row first, then the fixes: the order every writer takes, so none deadlock.
+            version = await sessions.bump_version(inp.session_id, inp.at)
+            await fixes.insert_superseding(
                 fix_id=draft.fix_id, session_id=inp.session_id, account_id=row.account_id, source="engineer",
                 title=draft.title, description=draft.description, confidence_pct=draft.confidence_pct,
                 created_by_user_id=draft.by_user_id, at=inp.at,
             )
-            version = await sessions.bump_version(inp.session_id, inp.at) if inserted else row.state_version
             return AddFixResult(fix_id=draft.fix_id, state_version=version)
 
     @activity.defn(name=CLOSE_SESSION.name)

@@ -165,15 +165,15 @@ class FixPersistence:
                       values: dict[str, Any]) -> FixControl:
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             fixes = SuggestedFixRepository(session)
-            if await fixes.change(fix_id, expected_version, values):
-                row = await _row(fixes, fix_id)
-                await AiSessionRepository(session).bump_version(row.session_id, at)
-                await session.refresh(row)
-                return fix_control(row)
             row = await _row(fixes, fix_id)
             if row.version == expected_version + 1:
                 return fix_control(row)  # a retry after the first attempt committed
-            raise reject(REJECT_CONFLICT, "This fix changed meanwhile; reload it and try again")
+            # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
+            await AiSessionRepository(session).bump_version(row.session_id, at)
+            if not await fixes.change(fix_id, expected_version, values):
+                raise reject(REJECT_CONFLICT, "This fix changed meanwhile; reload it and try again")  # rolls back
+            await session.refresh(row)
+            return fix_control(row)
 
 
 async def _row(fixes: SuggestedFixRepository, fix_id: uuid.UUID) -> SuggestedFix:

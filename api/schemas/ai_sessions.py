@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.common import RequestBody
 from workflows.contracts.ai_session import (
@@ -24,10 +24,23 @@ from workflows.contracts.llm import ConfidenceTier, FixOutcome
 PSA_TICKET_ID_MAX = 64
 
 
+def _visible(value: str) -> str:
+    # A pattern's \S is Unicode White_Space only; str.strip() also drops \x1c-\x1f, which once left an intake
+    # with no first line to summarise (a 500). One rule for every free-text field.
+    if not value.strip():
+        raise ValueError("must contain visible text, not only whitespace or separator characters")
+    return value
+
+
+def visible_text(max_length: int) -> Any:
+    """A string of 1 to `max_length` characters with something visible in it."""
+    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_visible)]
+
+
 class IntakeContent(BaseModel):
     """What the engineer was told: the problem in their words (or the ticket's summary)."""
 
-    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")
+    text: visible_text(MAX_MESSAGE_CHARS)  # type: ignore[valid-type]
 
 
 class AiSessionCreate(RequestBody):
@@ -108,7 +121,7 @@ class MessageRequest(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"content": "I cleared the cached credentials; "
                                                                           "it still prompts"}]})
 
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")
+    content: visible_text(MAX_MESSAGE_CHARS)  # type: ignore[valid-type]
 
 
 class AiOutcomeProposalOut(BaseModel):
@@ -178,7 +191,7 @@ class FixCreate(RequestBody):
         {"title": "Re-register the Outlook profile", "description": "Create a new mail profile.", "confidence_pct": 60},
     ]})
 
-    title: str = Field(min_length=1, max_length=MAX_FIX_TITLE_CHARS, pattern=r"\S")
+    title: visible_text(MAX_FIX_TITLE_CHARS)  # type: ignore[valid-type]
     description: str = Field(default="", max_length=MAX_FIX_DESCRIPTION_CHARS)
     confidence_pct: int = Field(ge=0, le=100)
 
@@ -206,7 +219,7 @@ class PreviewOut(BaseModel):
 class PostDocumentRequest(RequestBody):
     """The (edited) markdown to post."""
 
-    markdown: str = Field(min_length=1, max_length=MAX_MARKDOWN_CHARS, pattern=r"\S")
+    markdown: visible_text(MAX_MARKDOWN_CHARS)  # type: ignore[valid-type]
 
 
 class PostDocumentOut(BaseModel):
