@@ -104,7 +104,8 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
             if state.applied_at is not None:  # idempotent: no second stamp, no second version bump
                 return state, FixCommandResult(status=state.status, changed=False)
-            new = await APPLY_FIX(ApplyFixInput(fix_id=state.id, expected_version=state.version, at=workflow.now()))
+            new = await APPLY_FIX(ApplyFixInput(fix_id=state.id, expected_version=state.version,
+                                                change_id=_change_id(), at=workflow.now()))
             return new, FixCommandResult(status=new.status, changed=True)
 
         return await self.transition(_check_apply, change)
@@ -120,7 +121,8 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
 
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
             new = await RECORD_OUTCOME(RecordOutcomeInput(
-                fix_id=state.id, expected_version=state.version, outcome=inp.outcome, notes=inp.notes,
+                fix_id=state.id, expected_version=state.version, change_id=_change_id(), outcome=inp.outcome,
+                notes=inp.notes,
                 by_user_id=inp.by_user_id, at=workflow.now(),
             ))
             if new.status == "applied_pending":
@@ -205,6 +207,11 @@ def _details(state: FixControl) -> str:
     elif state.applied_at and state.status == "proposed":
         text += f", applied {state.applied_at:%Y-%m-%d %H:%M} UTC, awaiting its outcome"
     return text
+
+
+def _change_id() -> str:
+    update = workflow.current_update_info()
+    return update.id if update else str(workflow.uuid4())
 
 
 def _history_is_long() -> bool:

@@ -45,6 +45,17 @@ class EntityWorkflow(Generic[StateT]):
         else:
             self._commit(state)
 
+    async def _created_within(self, within: timedelta, load: Callable[[], Awaitable[StateT | None]]) -> None:
+        """Wait for the `create` update this run was started for; if it never lands (refused, or lost before a
+        worker accepted it), load the entity instead, so the run ends rather than waits forever."""
+        try:
+            await workflow.wait_condition(lambda: self._state is not None or self._missing, timeout=within,
+                                          timeout_summary="waiting for the create command")
+        except TimeoutError:
+            loaded = await load()
+            if self._state is None and not self._missing:  # a create may have landed while we loaded
+                self._set_loaded(loaded)
+
     async def _exists(self) -> bool:
         """Wait until the state is loaded or created (True) or known not to exist (False)."""
         await workflow.wait_condition(lambda: self._state is not None or self._missing)

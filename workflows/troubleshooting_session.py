@@ -66,8 +66,10 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         """Load (or be created with) the session and serve commands until it closes or sits idle."""
         if inp.state is not None:
             self._commit(inp.state)
-        elif not inp.created_by_update:
-            self._set_loaded((await LOAD_SESSION(SessionRef(session_id=inp.session_id))).control)
+        elif inp.created_by_update:
+            await self._created_within(self._idle, self._load)
+        else:
+            self._set_loaded(await self._load())
         if not await self._exists():
             await self._finish()
             return "missing"
@@ -85,6 +87,9 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
                 workflow.continue_as_new(inp.model_copy(update={"state": self.current, "created_by_update": False}))
         await self._finish()
         return self.current.status
+
+    async def _load(self) -> SessionControl | None:
+        return (await LOAD_SESSION(SessionRef(session_id=self._input.session_id))).control
 
     @workflow.query(name=QUERY_SESSION_STATE)
     def state(self) -> SessionControl | None:

@@ -73,8 +73,12 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         """Load (or be created with) the session, serve updates until it ends or idles out, then send emails."""
         if inp.state is not None:
             self._commit(inp.state)
-        elif not inp.created_by_update:
-            self._set_loaded((await LOAD_WALK(WalkRef(session_id=inp.session_id))).control)
+        elif inp.created_by_update:
+            # Runs started before this bound existed waited unbounded (and recorded no timer): keep replaying them.
+            if workflow.patched("bounded-create-wait"):
+                await self._created_within(self._idle, self._load)
+        else:
+            self._set_loaded(await self._load())
         if not await self._exists():
             await self._finish()
             return "missing"
@@ -92,6 +96,9 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         await self._send_outbox()
         await self._finish()
         return self.current.status
+
+    async def _load(self) -> WalkControl | None:
+        return (await LOAD_WALK(WalkRef(session_id=self._input.session_id))).control
 
     @workflow.query(name=QUERY_STATE)
     def state(self) -> WalkControl | None:

@@ -93,7 +93,7 @@ class FixPersistence:
     @activity.defn(name=APPLY_FIX.name)
     async def apply_fix(self, inp: ApplyFixInput) -> FixControl:
         """Stamp `applied_at` (status stays proposed) and count the change on the session."""
-        return await self._change(inp.fix_id, inp.expected_version, inp.at, {"applied_at": inp.at})
+        return await self._change(inp.fix_id, inp.expected_version, inp.change_id, inp.at, {"applied_at": inp.at})
 
     @activity.defn(name=RECORD_OUTCOME.name)
     async def record_fix_outcome(self, inp: RecordOutcomeInput) -> FixControl:
@@ -115,7 +115,7 @@ class FixPersistence:
             values.update(parked_by_user_id=inp.by_user_id, parked_at=at, verification_overdue_at=None,
                           reminder_schedule=[n.model_dump(mode="json") for n in schedule],
                           next_reminder_at=schedule[0].due_at if schedule else None)
-        return await self._change(inp.fix_id, inp.expected_version, at, values)
+        return await self._change(inp.fix_id, inp.expected_version, inp.change_id, at, values)
 
     @activity.defn(name=CLEAR_AI_PROPOSAL.name)
     async def clear_ai_outcome_proposal(self, inp: FixRef) -> FixCommandResult:
@@ -161,16 +161,16 @@ class FixPersistence:
             log.info("fix %s: %s %d recorded for %d user(s)", fix.id, notice.kind, notice.index, len(recipients))
             return FixNoticeResult(emails=emails)
 
-    async def _change(self, fix_id: uuid.UUID, expected_version: int, at: datetime,
+    async def _change(self, fix_id: uuid.UUID, expected_version: int, change_id: str, at: datetime,
                       values: dict[str, Any]) -> FixControl:
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             fixes = SuggestedFixRepository(session)
             row = await _row(fixes, fix_id)
-            if row.version == expected_version + 1:
+            if row.version == expected_version + 1 and row.last_change_id == change_id:
                 return fix_control(row)  # a retry after the first attempt committed
             # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
             await AiSessionRepository(session).bump_version(row.session_id, at)
-            if not await fixes.change(fix_id, expected_version, values):
+            if not await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id}):
                 raise reject(REJECT_CONFLICT, "This fix changed meanwhile; reload it and try again")  # rolls back
             await session.refresh(row)
             return fix_control(row)

@@ -34,7 +34,7 @@ def _visible(value: str) -> str:
 
 def visible_text(max_length: int) -> Any:
     """A string of 1 to `max_length` characters with something visible in it."""
-    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_visible)]
+    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=r"\S"), AfterValidator(_visible)]
 
 
 class IntakeContent(BaseModel):

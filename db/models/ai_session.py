@@ -127,6 +127,8 @@ class SuggestedFix(UUIDPrimaryKey, Timestamps, Base):
     status: Mapped[str] = mapped_column(String(30), nullable=False, default="proposed")
     # Bumped by every accepted change; the fix workflow's writes are guarded by it.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Which command made the latest change: a retried activity recognises its own committed write by it.
+    last_change_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     partial_notes: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("confidence_pct", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(30), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("last_change_id", sa.String(300), nullable=True),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("partial_notes", sa.Text(), nullable=True),

@@ -1,4 +1,4 @@
-"""Saved walk histories replay against today's code, so runs in flight survive a deploy."""
+"""Saved histories of every entity workflow replay against today's code, so runs in flight survive a deploy."""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.fix_verification import FixVerificationWorkflow
+from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 from workflows.walk_session import WalkSessionWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("walk_*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 TEXTS = {p: p.read_text() for p in HISTORIES}
 
 
 def test_there_are_histories_to_replay() -> None:
-    assert len(HISTORIES) >= 3, "run `python -m tests.workflows.record_histories`"
+    prefixes = sorted({p.stem.split("_")[0] for p in HISTORIES})
+    assert prefixes == ["fix", "session", "walk"], "run `python -m tests.workflows.record_histories`"
+    assert len(HISTORIES) >= 5, "run `python -m tests.workflows.record_histories`"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, TEXTS[path])
-    replayer = Replayer(workflows=[WalkSessionWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[WalkSessionWorkflow, TroubleshootingSessionWorkflow, FixVerificationWorkflow],
+                        data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)

@@ -144,6 +144,7 @@ class ApplyFixInput(BaseModel):
 
     fix_id: uuid.UUID
     expected_version: int
+    change_id: str = Field(description="The command's id: a retry recognises its own committed write by it.")
     at: datetime
 
 
@@ -152,6 +153,7 @@ class RecordOutcomeInput(BaseModel):
 
     fix_id: uuid.UUID
     expected_version: int
+    change_id: str
     outcome: FixOutcome
     notes: str | None
     by_user_id: uuid.UUID
