@@ -25,6 +25,7 @@ import httpx
 import psutil
 
 PASSWORD = "Bench-Password-123!"
+RETRIES = 5
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +38,7 @@ class Run:
     errors: list[str] = field(default_factory=list)
     peak_rss: int = 0
     park_wall_s: float = 0.0
+    retries: int = 0
 
     def pct(self, p: float) -> float:
         """The p-th percentile park latency in milliseconds."""
@@ -83,18 +85,30 @@ async def setup(http: httpx.AsyncClient, reminder: str) -> dict[str, str]:
     return headers
 
 
+async def send(http: httpx.AsyncClient, method: str, url: str, headers: dict[str, str], body: dict[str, object],
+               run: Run) -> httpx.Response:
+    """One command with an Idempotency-Key, retried on 503 with the same key (as the API asks clients to)."""
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    for attempt in range(RETRIES + 1):
+        resp = await http.request(method, url, headers=keyed, json=body)
+        if resp.status_code != 503 or attempt == RETRIES:
+            break
+        run.retries += 1
+        await asyncio.sleep(1 + attempt)
+    resp.raise_for_status()
+    return resp
+
+
 async def park_one(http: httpx.AsyncClient, headers: dict[str, str], session_id: str, n: int, run: Run) -> None:
-    """Record a fix on the session and park it (timed: the PATCH only)."""
+    """Record a fix on the session and park it (timed: the PATCH, its retries included)."""
     try:
-        resp = await http.post(f"/api/v1/ai-sessions/{session_id}/suggested-fixes", headers=headers,
-                               json={"title": f"Bench fix {n}", "description": "bench", "confidence_pct": 50})
-        resp.raise_for_status()
+        resp = await send(http, "POST", f"/api/v1/ai-sessions/{session_id}/suggested-fixes", headers,
+                          {"title": f"Bench fix {n}", "description": "bench", "confidence_pct": 50}, run)
         fix_id = resp.json()["id"]
         started = time.perf_counter()
-        resp = await http.patch(f"/api/v1/ai-sessions/{session_id}/suggested-fixes/{fix_id}/outcome",
-                                headers=headers, json={"outcome": "applied_pending", "notes": f"waiting on bench {n}"})
+        await send(http, "PATCH", f"/api/v1/ai-sessions/{session_id}/suggested-fixes/{fix_id}/outcome", headers,
+                   {"outcome": "applied_pending", "notes": f"waiting on bench {n}"}, run)
         run.park_latencies.append(time.perf_counter() - started)
-        resp.raise_for_status()
         run.parked += 1
     except httpx.HTTPStatusError as exc:
         run.errors.append(f"{exc.response.status_code} {exc.request.url.path}: {exc.response.text[:120]}")
@@ -152,7 +166,7 @@ async def main(args: argparse.Namespace) -> int:
     await sampler
     rate = run.parked / run.park_wall_s if run.park_wall_s else float("nan")
     print(f"\n| measure | value |\n|---|---|\n"
-          f"| fixes parked | {run.parked} of {args.fixes} ({len(run.errors)} errors) |\n"
+          f"| fixes parked | {run.parked} of {args.fixes} ({len(run.errors)} errors, {run.retries} 503s retried) |\n"
           f"| time to park | {run.park_wall_s:.1f} s ({rate:.1f} fixes/s, {args.concurrency} at a time) |\n"
           f"| park PATCH p50 / p99 | {run.pct(50):.0f} ms / {run.pct(99):.0f} ms |\n"
           f"| worker peak RSS | {run.peak_rss / 2**20:.0f} MB |\n"

@@ -13,7 +13,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, reject
@@ -173,8 +173,9 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         # Best-effort: the in-app notification is the record; a mail server that is down fails no reminder.
         try:
             await EMAIL_NOTIFICATION(email, summary=f"email {email.to}")
-        except ActivityError as exc:
-            workflow.logger.warning("fix %s: email to %s failed: %s", self._input.fix_id, email.to, exc.cause or exc)
+        except (ActivityError, ApplicationError) as exc:  # a local activity's final failure may come unwrapped
+            workflow.logger.warning("fix %s: email to %s failed: %s", self._input.fix_id, email.to,
+                                    getattr(exc, "cause", None) or exc)
 
     async def _drain_emails(self) -> None:
         emails, self._emails = self._emails, []
