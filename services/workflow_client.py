@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -212,8 +215,32 @@ class WorkflowClient:
         except Exception:  # no workflow, or the engine is down: the caller's error stands
             return
         attempt = described.raw_description.pending_workflow_task.attempt
-        if attempt > 1:
-            raise being_repaired(what, f"pending workflow task on attempt {attempt}")
+        if attempt <= 1:
+            return
+        # A retried workflow task either failed (a bug: "being repaired") or timed out (workers too busy to
+        # finish it in time: plain overload). The newest events say which.
+        if await self._last_task_timed_out(workflow_id):
+            log.warning("%s: workflow task of %s timed out (attempt %d): the workers are overloaded",
+                        what, workflow_id, attempt)
+            raise EngineUnavailable(f"The workflow workers are overloaded and did not take this {what}'s command in "
+                                    "time; retry shortly with the same Idempotency-Key")
+        raise being_repaired(what, f"pending workflow task on attempt {attempt}")
+
+    async def _last_task_timed_out(self, workflow_id: str) -> bool:
+        try:
+            newest = await asyncio.wait_for(self._client.workflow_service.get_workflow_execution_history_reverse(
+                GetWorkflowExecutionHistoryReverseRequest(
+                    namespace=self._client.namespace, execution=WorkflowExecution(workflow_id=workflow_id),
+                    maximum_page_size=20,
+                )), timeout=2)
+        except Exception:  # cannot tell: the caller's "being repaired" stands
+            return False
+        for event in newest.history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                return False
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                return True
+        return False
 
     async def _engine_answers(self) -> bool:
         try:
