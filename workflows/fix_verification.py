@@ -41,9 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
     from workflows.contracts.search_attributes import SA_FIX_STATUS
-    from workflows.skeleton import Deadline, EntityWorkflow
-
-HISTORY_EVENTS_LIMIT = 2_000
+    from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
 
 @workflow.defn
@@ -75,7 +73,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         at, summary = self._due(self.current)
         deadline = self._deadline = Deadline(at, summary)
         while self.current.status not in TERMINAL_STATUSES:
-            due = await deadline.wait(lambda: self.current.status in TERMINAL_STATUSES or _history_is_long())
+            due = await deadline.wait(lambda: self.current.status in TERMINAL_STATUSES or history_is_long())
             if due and self.current.next_notice() is not None:
                 await self._send_notice()
             elif due:
@@ -105,7 +103,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
             if state.applied_at is not None:  # idempotent: no second stamp, no second version bump
                 return state, FixCommandResult(status=state.status, changed=False)
             new = await APPLY_FIX(ApplyFixInput(fix_id=state.id, expected_version=state.version,
-                                                change_id=_change_id(), at=workflow.now()))
+                                                change_id=command_id(), at=workflow.now()))
             return new, FixCommandResult(status=new.status, changed=True)
 
         return await self.transition(_check_apply, change)
@@ -121,7 +119,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
 
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
             new = await RECORD_OUTCOME(RecordOutcomeInput(
-                fix_id=state.id, expected_version=state.version, change_id=_change_id(), outcome=inp.outcome,
+                fix_id=state.id, expected_version=state.version, change_id=command_id(), outcome=inp.outcome,
                 notes=inp.notes,
                 by_user_id=inp.by_user_id, at=workflow.now(),
             ))
@@ -210,14 +208,6 @@ def _details(state: FixControl) -> str:
     return text
 
 
-def _change_id() -> str:
-    update = workflow.current_update_info()
-    return update.id if update else str(workflow.uuid4())
-
-
-def _history_is_long() -> bool:
-    info = workflow.info()
-    return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_EVENTS_LIMIT
 
 
 def _check_apply(state: FixControl) -> None:

@@ -14,11 +14,26 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 from workflows.contracts.common import REJECT_NOT_FOUND, reject
 
 StateT = TypeVar("StateT")
 ResultT = TypeVar("ResultT")
+# Continue as new well before Temporal's own suggestion: a shorter history replays faster after an eviction.
+HISTORY_EVENTS_LIMIT = 2_000
+
+
+def history_is_long() -> bool:
+    """Time to continue as new (Temporal suggests it, or the history passed HISTORY_EVENTS_LIMIT)."""
+    info = workflow.info()
+    return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_EVENTS_LIMIT
+
+
+def command_id() -> str:
+    """The running update's id (the Idempotency-Key's, when the caller sent one), else a fresh deterministic id."""
+    update = workflow.current_update_info()
+    return update.id if update else str(workflow.uuid4())
 
 
 class EntityWorkflow(Generic[StateT]):
@@ -55,6 +70,16 @@ class EntityWorkflow(Generic[StateT]):
             loaded = await load()
             if self._state is None and not self._missing:  # a create may have landed while we loaded
                 self._set_loaded(loaded)
+
+    async def _create_once(self, create: Callable[[], Awaitable[StateT]]) -> None:
+        """Run the `create` activity unless the state exists; if it fails, nothing exists and the run ends."""
+        async with self._lock:
+            if self._state is None:
+                try:
+                    self._commit(await create())
+                except ActivityError:
+                    self._set_loaded(None)  # nothing was created: the run ends instead of waiting
+                    raise
 
     async def _exists(self) -> bool:
         """Wait until the state is loaded or created (True) or known not to exist (False)."""

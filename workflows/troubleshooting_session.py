@@ -41,11 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, REJECT_UPSTREAM, reject
     from workflows.contracts.llm import LlmCallContext
     from workflows.contracts.search_attributes import SA_STATUS
-    from workflows.skeleton import Deadline, EntityWorkflow
+    from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
 OPEN_STATUSES = ("active", "paused")
-# Continue as new well before Temporal's own suggestion: a shorter history replays faster.
-HISTORY_EVENTS_LIMIT = 2_000
 
 
 @workflow.defn
@@ -77,7 +75,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         deadline = self._deadline = Deadline(workflow.now() + self._idle,
                                              summary="idle: unload the session (its state is in Postgres)")
         while self.current.status in OPEN_STATUSES:
-            due = await deadline.wait(lambda: self.current.status not in OPEN_STATUSES or _history_is_long())
+            due = await deadline.wait(lambda: self.current.status not in OPEN_STATUSES or history_is_long())
             if due:
                 await self._finish()  # a command may be in flight
                 if deadline.at is not None and workflow.now() >= deadline.at:
@@ -101,13 +99,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
     @workflow.update
     async def create(self, inp: SessionCreate) -> SessionControl:
         """Insert the session with its intake as the first message (idempotent by id)."""
-        async with self._lock:
-            if self._state is None:
-                try:
-                    self._commit(await CREATE_SESSION(inp))
-                except ActivityError:
-                    self._set_loaded(None)  # nothing was created: the run ends instead of waiting
-                    raise
+        await self._create_once(lambda: CREATE_SESSION(inp))
         return self.current
 
     @create.validator
@@ -118,8 +110,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
     @workflow.update
     async def message(self, inp: MessageInput) -> MessageResult:
         """Ask the model with the engineer's message, then store the exchange and any proposals."""
-        update = workflow.current_update_info()
-        turn_id = update.id if update else str(workflow.uuid4())
+        turn_id = command_id()
 
         async def change(state: SessionControl) -> tuple[SessionControl, MessageResult]:
             try:
@@ -192,10 +183,6 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
             f"{new.confidence_tier} ({new.confidence:.0%}) · {new.problem_summary[:80]}"
         )
 
-
-def _history_is_long() -> bool:
-    info = workflow.info()
-    return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_EVENTS_LIMIT
 
 
 def _require_active(state: SessionControl) -> None:

@@ -110,13 +110,7 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
     @workflow.update
     async def create(self, inp: CreateInput) -> OpenResult:
         """Insert the session (idempotent by id), serve its first node, and escalate at once if asked."""
-        async with self._lock:
-            if self._state is None:
-                try:
-                    self._commit(await CREATE_WALK(inp.walk))
-                except ActivityError:
-                    self._set_loaded(None)  # nothing was created: the run ends instead of waiting
-                    raise
+        await self._create_once(lambda: CREATE_WALK(inp.walk))
         opened = await self._open()
         if inp.escalate is None or self.current.status != "active":
             return opened
