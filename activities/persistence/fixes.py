@@ -23,7 +23,7 @@ from db.repositories.accounts import AccountRepository
 from db.repositories.ai_sessions import AiSessionRepository
 from db.repositories.notifications import NotificationRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
-from db.repositories.users import UserRepository
+from db.repositories.users import UserRepository, user_ids
 from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, reject
 from workflows.contracts.fix import (
     APPLY_FIX,
@@ -60,7 +60,7 @@ def fix_control(row: SuggestedFix) -> FixControl:
         pending_reason=_clip(reason) if reason and row.status == "applied_pending" else None,
         parked_by_user_id=row.parked_by_user_id,
         schedule=[Notice.model_validate(n) for n in row.reminder_schedule], fired=row.notices_sent,
-        verification_overdue_at=row.verification_overdue_at, last_change_at=row.updated_at,
+        verification_overdue_at=row.verification_overdue_at,
     )
 
 
@@ -190,12 +190,7 @@ async def _recipients(session: AsyncSession, fix: SuggestedFix, notice: Notice) 
     if notice.kind == "reminder":
         return await users.active_in_account(fix.account_id, parker)
     preferences = await AccountRepository(session).get_preferences(fix.account_id)
-    ids = []
-    for value in preferences.get("default_escalation_recipient_ids") or []:
-        try:
-            ids.append(uuid.UUID(str(value)))
-        except ValueError:
-            continue
+    ids = user_ids(preferences.get("default_escalation_recipient_ids") or [])
     # Nobody configured (or nobody left): the engineer who parked it hears of it rather than no one.
     return await users.active_in_account(fix.account_id, ids) or await users.active_in_account(fix.account_id, parker)
 

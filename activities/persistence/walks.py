@@ -18,7 +18,7 @@ from db.repositories.accounts import AccountRepository
 from db.repositories.l1_catalog import CategoryRepository, FlowRepository
 from db.repositories.l1_proposals import FlowProposalRepository
 from db.repositories.l1_sessions import WalkSessionRepository
-from db.repositories.users import UserRepository
+from db.repositories.users import UserRepository, user_ids
 from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, reject
 from workflows.contracts.flow import FlowTree
 from workflows.contracts.llm import WalkedStep
@@ -211,22 +211,12 @@ async def _recipients(session: AsyncSession, row: L1WalkSession) -> tuple[Sequen
     users = UserRepository(session)
     category = await CategoryRepository(session).get(row.account_id, row.category) if row.category else None
     if category is not None and category.escalation_recipient_ids:
-        live = await users.active_in_account(row.account_id, _uuids(category.escalation_recipient_ids))
+        live = await users.active_in_account(row.account_id, user_ids(category.escalation_recipient_ids))
         if live:
             return live, "category"
     prefs = await AccountRepository(session).get_preferences(row.account_id)
-    live = await users.active_in_account(row.account_id, _uuids(prefs.get("default_escalation_recipient_ids") or []))
+    live = await users.active_in_account(row.account_id, user_ids(prefs.get("default_escalation_recipient_ids") or []))
     return (live, "default") if live else ([], "none")
-
-
-def _uuids(values: Sequence[Any]) -> list[uuid.UUID]:
-    found = []
-    for value in values:
-        try:
-            found.append(uuid.UUID(str(value)))
-        except ValueError:
-            continue
-    return found
 
 
 def _recipient(user: User) -> Recipient:

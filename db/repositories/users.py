@@ -24,6 +24,17 @@ def _violates(exc: IntegrityError, constraint: str) -> bool:
     return getattr(cause, "constraint_name", None) == constraint or f'"{constraint}"' in str(exc.orig)
 
 
+def user_ids(values: Sequence[Any]) -> list[uuid.UUID]:
+    """The values that are UUIDs (stored recipient lists may hold anything a past version wrote)."""
+    found = []
+    for value in values:
+        try:
+            found.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
+
+
 class UserRepository(AccountScopedRepository[User]):
     """Looks users up by id or email and changes them; lists are scoped to one account."""
 

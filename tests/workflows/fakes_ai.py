@@ -137,7 +137,6 @@ class FakeAiStore:
             pending_reason=_clip(reason) if reason and row["status"] == "applied_pending" else None,
             parked_by_user_id=row["parked_by_user_id"], schedule=row["reminder_schedule"],
             fired=row["notices_sent"], verification_overdue_at=row["verification_overdue_at"],
-            last_change_at=row["updated_at"],
         )
 
     def seed_session(self, status: str = "active", psa_ticket_id: str | None = None) -> SessionControl:

@@ -72,7 +72,6 @@ class FixControl(BaseModel):
     schedule: list[Notice] = Field(default=[], description="While parked: reminders and overdue, in time order.")
     fired: int = Field(default=0, description="How many notices of the schedule went out.")
     verification_overdue_at: datetime | None = None
-    last_change_at: datetime
 
     def next_notice(self) -> Notice | None:
         """The next reminder or overdue notice due, if the fix is parked and one is left."""
