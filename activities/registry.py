@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.llm import LlmActivities
 from activities.notify import NotifyActivities
-from activities.persistence import FixPersistence, SessionPersistence, WalkPersistence
+from activities.persistence import FixPersistence, SessionPersistence, WalkPersistence, WritebackPersistence
+from activities.psa import PsaActivities
 from core.config import Settings
+from core.credentials import CredentialCipher
 from integrations.llm.base import LlmProvider
 from integrations.llm.factory import build_llm_provider
 
@@ -31,6 +33,9 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     activities += WalkPersistence(deps.session_factory).all()
     activities += SessionPersistence(deps.session_factory).all()
     activities += FixPersistence(deps.session_factory).all()
+    activities += WritebackPersistence(deps.session_factory).all()
+    cipher = CredentialCipher(deps.settings.credentials_key) if deps.settings.credentials_key else None
+    activities += PsaActivities(deps.session_factory, cipher).all()
     notify = NotifyActivities(deps.settings, deps.session_factory)
     activities += [notify.send_email, notify.email_notification]
     llm = deps.llm if deps.llm is not None else build_llm_provider(deps.settings)

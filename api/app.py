@@ -10,7 +10,18 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.idempotency import document_idempotency
-from api.routes import account, ai_sessions, ai_usage, auth, flow_proposals, health, l1, notifications, suggested_fixes
+from api.routes import (
+    account,
+    ai_sessions,
+    ai_usage,
+    auth,
+    flow_proposals,
+    health,
+    l1,
+    notifications,
+    psa,
+    suggested_fixes,
+)
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
 from db.session import engine_for, make_session_factory
@@ -56,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     document_idempotency(app)
     app.include_router(health.router)
-    for module in (auth, account, ai_usage, l1, flow_proposals, notifications, ai_sessions, suggested_fixes):
+    for module in (auth, account, ai_usage, l1, flow_proposals, notifications, psa, ai_sessions,
+                   suggested_fixes):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

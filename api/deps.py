@@ -22,6 +22,7 @@ from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from db.repositories.users import UserRepository
 from services.ai_sessions import AiSessionRef, FixCommands, FixRef, SessionCommands
+from services.psa_connections import PsaConnections
 from services.walks import WalkCommands, WalkRef
 from services.workflow_client import WorkflowClient
 
@@ -172,6 +173,12 @@ async def get_fix_commands(workflows: WorkflowClientDep, settings: SettingsDep) 
     return FixCommands(workflows, settings)
 
 
+async def get_psa_connections(session: SessionDep, settings: SettingsDep) -> PsaConnections:
+    """The account-facing PSA connection service for this request."""
+    return PsaConnections(session, settings)
+
+
+PsaConnectionsDep = Annotated[PsaConnections, Depends(get_psa_connections)]
 SessionCommandsDep = Annotated[SessionCommands, Depends(get_session_commands)]
 FixCommandsDep = Annotated[FixCommands, Depends(get_fix_commands)]
 

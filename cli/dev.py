@@ -1,8 +1,7 @@
-"""`rflow dev`: PostgreSQL, Temporal (with its Web UI), the worker, the API and a mail sink in one terminal."""
+"""`rflow dev`: PostgreSQL, Temporal (+ Web UI), the worker, the API, a mail sink and a ConnectWise simulator."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from cli import dev_cw, dev_pids
 from cli.database import DEV_DATABASE, EmbeddedPostgres, ensure_database, migrate
 from cli.dev_secrets import load_or_create
+from cli.dev_summary import summary
+from cli.mail_sink import DEFAULT_HOST as MAIL_HOST
 from cli.mail_sink import DEFAULT_PORT as DEFAULT_MAIL_PORT
 from cli.processes import (
     Child,
@@ -22,22 +24,21 @@ from cli.processes import (
     describe_exit,
     free_port,
     http_status,
-    pid_alive,
     port_in_use,
     reachable,
     stop_children,
+    task_queue_polled,
 )
 from core.binaries import temporal_cli_path
-from core.config import PROJECT_ROOT, SECRETS_FILE, Settings
+from core.config import PROJECT_ROOT, Settings
 from core.temporal import search_attribute_cli_args
 
-PIDS_FILE = "dev.pids"
-# They hold no state of their own (the mail sink's messages are files): a crash costs a restart, not the stack.
-RESTARTABLE = ("worker", "api", "mail")
+# They hold no state of their own (the mail sink's messages are files; the simulator's tickets are a demo that
+# starts over): a crash costs a restart, not the stack.
+RESTARTABLE = ("worker", "api", "mail", "cw-simulator")
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0  # a child up this long has recovered: its next crash is restarted after FIRST_BACKOFF_S
-MAIL_HOST = "127.0.0.1"  # the local SMTP sink listens on loopback only
 MAIL_DIR = "mail"  # inside the data dir
 
 
@@ -51,6 +52,8 @@ class DevOptions:
     ui_port: int
     data_dir: Path
     timeout_s: float
+    cw_simulator: bool = True
+    cw_port: int | None = None  # None: dev_cw.DEFAULT_PORT, or a free port when that is taken
 
     @property
     def connect_host(self) -> str:
@@ -92,6 +95,8 @@ class DevStack:
         self.backoff: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
         self.mail_port: int | None = None  # the local SMTP sink's port; None when a real SMTP server is used
+        self.cw_port: int | None = None  # the ConnectWise simulator's port; None with --no-cw-simulator
+        self.cw_credentials: dict[str, str] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -103,8 +108,8 @@ class DevStack:
         code = 0
         try:
             self._start()
-            self._write_pids()
-            self._print_summary(time.monotonic() - started)
+            dev_pids.write(self.data_dir, self.pids())
+            print(summary(self, time.monotonic() - started), flush=True)
             self.supervising = True
             while True:
                 self._check()
@@ -175,7 +180,7 @@ class DevStack:
                 del self.restart_at[name]
                 child = self._spawn(name)
                 say(f"restarted {name} (pid {child.pid})")
-                self._write_pids()
+                dev_pids.write(self.data_dir, self.pids())
 
     def _wait(self, what: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.opt.timeout_s
@@ -195,6 +200,7 @@ class DevStack:
         for note in notes:
             say(note)
         self._start_mail()
+        self._start_cw_simulator()
         self._start_temporal()  # boots in the background while the database starts and migrates
         self._start_database()
         self._check()
@@ -203,20 +209,27 @@ class DevStack:
         if self.mail_port is not None:
             mail_port = self.mail_port
             self._wait("the local SMTP sink", lambda: port_in_use(MAIL_HOST, mail_port))
+        if self.cw_port is not None:
+            cw_state = f"{dev_cw.url(self.cw_port)}/_simulator/state"
+            self._wait("the ConnectWise simulator", lambda: http_status(cw_state) == 200)
         say("starting the worker and the API")
         self._spawn("worker")
         self._spawn("api")
         self._wait("API /healthz", lambda: http_status(f"{self.api_url}/healthz") == 200)
-        self._wait("worker polling its task queue", self._worker_polling)
+        s = self.settings
+        self._wait("worker polling its task queue", lambda: task_queue_polled(
+            temporal_cli_path(), self.temporal_address, s.temporal_namespace, s.temporal_task_queue))
 
     def _spawn(self, name: str) -> Child:
-        """Start the worker, the API or the mail sink; its output goes to `logs/<name>.log` and on to the terminal."""
+        """Start the worker, the API, the mail sink or the simulator; output to `logs/<name>.log` and the terminal."""
         env = self._child_env()
         if name == "worker":
             argv = [sys.executable, str(PROJECT_ROOT / "worker.py")]
         elif name == "api":
             argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
                     "--host", self.opt.host, "--port", str(self.opt.api_port)]
+        elif name == "cw-simulator":
+            argv, env = dev_cw.argv(self.cw_port or dev_cw.DEFAULT_PORT), dev_cw.child_env(self.cw_credentials)
         else:
             argv = [sys.executable, "-m", "cli.mail_sink", "--dir", str(self.mail_dir),
                     "--host", MAIL_HOST, "--port", str(self.mail_port)]
@@ -227,19 +240,18 @@ class DevStack:
         return child
 
     def _refuse_second_instance(self) -> None:
-        pids_file = self.data_dir / PIDS_FILE
-        try:
-            owner = int(json.loads(pids_file.read_text())["rflow"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        if owner != os.getpid() and pid_alive(owner):
+        if (owner := dev_pids.other_owner(self.data_dir)) is not None:
             raise StartupError(f"another `rflow dev` (pid {owner}) is using {self.data_dir}; "
                                "stop it first or pass --data-dir")
 
     def _refuse_busy_ports(self) -> None:
-        for flag, port in (("--api-port", self.opt.api_port), ("--temporal-port", self.opt.temporal_port),
-                           ("--ui-port", self.opt.ui_port)):
-            if port_in_use(self.opt.connect_host, port):
+        ports = [("--api-port", self.opt.api_port), ("--temporal-port", self.opt.temporal_port),
+                 ("--ui-port", self.opt.ui_port)]
+        if self.opt.cw_simulator and self.opt.cw_port is not None:  # only a port asked for; the default may move
+            ports.append(("--cw-port", self.opt.cw_port))
+        for flag, port in ports:
+            host = dev_cw.HOST if flag == "--cw-port" else self.opt.connect_host
+            if port_in_use(host, port):
                 raise StartupError(f"port {port} is already in use; stop what holds it or pass {flag}")
 
     def _start_mail(self) -> None:
@@ -258,6 +270,17 @@ class DevStack:
         self.mail_port = port
         say(f"starting a local SMTP sink on {MAIL_HOST}:{port} (messages saved in {self.mail_dir})")
         self._spawn("mail")
+
+    def _start_cw_simulator(self) -> None:
+        """Start the ConnectWise simulator and write the connection body that points at it (unless turned off)."""
+        if not self.opt.cw_simulator:
+            (self.data_dir / dev_cw.CONNECTION_FILE).unlink(missing_ok=True)  # it names no running simulator
+            say("no ConnectWise simulator (--no-cw-simulator)")
+            return
+        self.cw_port, self.cw_credentials, notes = dev_cw.prepare(self.data_dir, self.opt.cw_port)
+        for note in notes:
+            say(note)
+        self._spawn("cw-simulator")
 
     def _start_temporal(self) -> None:
         sqlite = self.data_dir / "temporal.sqlite"
@@ -296,17 +319,6 @@ class DevStack:
         return command_succeeds([temporal_cli_path(), "operator", "namespace", "describe",
                                  "--namespace", self.settings.temporal_namespace,
                                  "--address", self.temporal_address])
-
-    def _worker_polling(self) -> bool:
-        """True once a worker polls our task queue (so the first workflow call is served)."""
-        argv = [temporal_cli_path(), "task-queue", "describe", "--task-queue", self.settings.temporal_task_queue,
-                "--namespace", self.settings.temporal_namespace, "--address", self.temporal_address,
-                "--output", "json"]
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False).stdout
-        except (subprocess.TimeoutExpired, OSError):
-            return False
-        return '"identity"' in out  # a poller entry names its worker identity
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -353,35 +365,6 @@ class DevStack:
         pids["postgres"] = self.postgres.pid if self.postgres else None
         return pids
 
-    def _write_pids(self) -> None:
-        (self.data_dir / PIDS_FILE).write_text(json.dumps(self.pids()) + "\n")
-
-    def _print_summary(self, elapsed: float) -> None:
-        db_where = "embedded, data in " + str(self.data_dir / "postgres") if self.postgres else "DATABASE_URL"
-        pids = " ".join(f"{k}={v}" for k, v in self.pids().items() if v)
-        if self.mail_port is not None:
-            mail = f"{self.mail_dir}/ (local SMTP sink on {MAIL_HOST}:{self.mail_port}; a line per message here)"
-        else:
-            mail = f"sent through the SMTP server {self.settings.smtp_host}:{self.settings.smtp_port} " \
-                   "(SMTP_HOST/SMTP_PORT)"
-        rows = [
-            ("API", self.api_url),
-            ("API docs", f"{self.api_url}/docs"),
-            ("Temporal UI", f"http://{self.opt.connect_host}:{self.opt.ui_port}"),
-            ("Temporal", f"{self.temporal_address} (namespace {self.settings.temporal_namespace}, "
-                         f"task queue {self.settings.temporal_task_queue})"),
-            ("Database", f"{self.database_url} ({db_where})"),
-            ("Mail", mail),
-            ("Data dir", f"{self.data_dir} (logs: logs/api.log, logs/worker.log, logs/temporal.log"
-                         f"{', logs/mail.log' if self.mail_port is not None else ''})"),
-            ("Secrets", f"{self.data_dir / SECRETS_FILE} (JWT_SECRET, CREDENTIALS_KEY, BILLING_SECRET; mode 0600)"),
-            ("Processes", pids),
-        ]
-        width = max(len(label) for label, _ in rows)
-        lines = [f"  {label:<{width}}  {value}" for label, value in rows]
-        print("\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything (a crashed worker, "
-                                 "API or mail sink is restarted)", *lines, ""]), flush=True)
-
     # --- stopping --------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
@@ -391,10 +374,12 @@ class DevStack:
         if front:
             say("stopping the API and the worker")
             stop_children(front, timeout=15, force=lambda: self.force)
-        # The mail sink stops after the worker: mail sent while draining still lands.
-        back = {name: c for name, c in self.children.items() if name in ("temporal", "mail")}
+        # The mail sink and the simulator stop after the worker: what it sends while draining still lands.
+        names = {"temporal": "Temporal", "mail": "the mail sink", "cw-simulator": "the ConnectWise simulator"}
+        back = {name: c for name, c in self.children.items() if name in names}
         if back:
-            say("stopping " + " and ".join({"temporal": "Temporal", "mail": "the mail sink"}[n] for n in back))
+            parts = [names[n] for n in back]
+            say("stopping " + " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts))
             stop_children(list(back.values()), timeout=10, force=lambda: self.force)
         if self.postgres is not None:
             say("stopping the embedded PostgreSQL")
@@ -402,15 +387,7 @@ class DevStack:
                 self.postgres.stop()
             except Exception as exc:  # report and go on: the pids file must still be removed
                 say(f"could not stop the embedded PostgreSQL cleanly: {exc}")
-        self._remove_pids()
-
-    def _remove_pids(self) -> None:
-        pids_file = self.data_dir / PIDS_FILE
-        try:
-            if json.loads(pids_file.read_text()).get("rflow") == os.getpid():
-                pids_file.unlink()
-        except (OSError, ValueError, AttributeError):
-            pass  # absent, or another instance's file: leave it
+        dev_pids.remove_if_ours(self.data_dir)
 
 
 def run_dev(settings: Settings, options: DevOptions) -> int:

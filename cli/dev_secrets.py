@@ -6,6 +6,7 @@ import base64
 import os
 import secrets
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,13 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "JWT_SECRET": lambda: secrets.token_urlsafe(48),
     "CREDENTIALS_KEY": _fernet_key,
     "BILLING_SECRET": lambda: secrets.token_urlsafe(48),
+}
+# The API member the dev stack's ConnectWise simulator accepts (names as the simulator reads them from its
+# environment). Kept apart from GENERATORS: the API and the worker never see them.
+CW_SIMULATOR_GENERATORS: dict[str, Callable[[], str]] = {
+    "CW_SIM_PUBLIC_KEY": lambda: secrets.token_urlsafe(12),  # 16 characters, like ConnectWise's own keys
+    "CW_SIM_PRIVATE_KEY": lambda: secrets.token_urlsafe(12),
+    "CW_SIM_CLIENT_ID": lambda: str(uuid.uuid4()),  # a clientId is a GUID
 }
 HEADER = ("# Secrets of this `rflow dev` data dir, generated on first start; keep it private (mode 0600).\n"
           "# Delete a line to have it regenerated (tokens signed with an old JWT_SECRET stop working).\n")
@@ -44,18 +52,21 @@ def _write_private(path: Path, values: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def load_or_create(data_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """The data dir's secrets (creating what is missing) and notes for the terminal (which never name a value)."""
+def load_or_create(data_dir: Path, generators: dict[str, Callable[[], str]] | None = None,
+                   ) -> tuple[dict[str, str], list[str]]:
+    """The data dir's secrets named by `generators` (creating what is missing) and notes that never name a value."""
+    generators = GENERATORS if generators is None else generators
     path = data_dir / SECRETS_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     values = _parse(path.read_text()) if path.exists() else {}
-    missing = [name for name in GENERATORS if name not in values]
+    missing = [name for name in generators if name not in values]
     if missing:
-        values.update({name: GENERATORS[name]() for name in missing})
+        values.update({name: generators[name]() for name in missing})
         _write_private(path, values)
         notes.append(f"generated {', '.join(missing)} into {path}")
     elif stat.S_IMODE(path.stat().st_mode) & 0o077:
         path.chmod(0o600)
         notes.append(f"{path} was readable by others; its mode is now 0600")
-    return values, notes
+    # The file keeps every line it had; the caller gets only what it asked for.
+    return {name: values[name] for name in generators}, notes

@@ -30,6 +30,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 DEFAULT_KEEP = 1000
+DEFAULT_HOST = "127.0.0.1"  # loopback only: the sink accepts mail from anyone who reaches it
 DEFAULT_PORT = 1025
 SUBJECT_IN_NAME = 60  # characters of the subject in a file name
 SUBJECT_IN_LOG = 200  # characters of the subject in the log line
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cli.mail_sink", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, required=True, help="where to save the messages")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default: {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     parser.add_argument("--keep", type=int, default=DEFAULT_KEEP,
                         help=f"how many of the newest messages to keep (default: {DEFAULT_KEEP})")

@@ -24,7 +24,8 @@ examples:
 `rflow dev` generates JWT_SECRET, CREDENTIALS_KEY and BILLING_SECRET once per data dir and keeps them in
 <data dir>/secrets.env (mode 0600); the other commands need them in the environment (BILLING_SECRET is optional).
 Unless SMTP_HOST/SMTP_PORT name a server that answers, `rflow dev` runs a local SMTP sink: mail lands as .eml
-files in <data dir>/mail/.
+files in <data dir>/mail/. It also runs a ConnectWise simulator (keys generated into secrets.env) and writes the
+body of POST /api/v1/psa/connections for it to <data dir>/cw-simulator-connection.json (mode 0600).
 """
 
 
@@ -33,13 +34,18 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker, the API and a mail sink together")
+    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker, the API, a mail sink and a "
+                                     "ConnectWise simulator together")
     dev.add_argument("--host", help="interface to bind the API and Temporal to (default: API_HOST, 127.0.0.1)")
     dev.add_argument("--api-port", type=int, help="API port (default: API_PORT, 8000)")
     dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port (default: 7233)")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port (default: 8233)")
     dev.add_argument("--data-dir", type=Path,
                      help="where the embedded PostgreSQL and Temporal keep their data (default: DATA_DIR, .data)")
+    dev.add_argument("--cw-port", type=int,
+                     help="ConnectWise simulator port (default: 8123, or a free port when 8123 is taken)")
+    dev.add_argument("--no-cw-simulator", dest="cw_simulator", action="store_false",
+                     help="do not start the ConnectWise simulator; use it when you connect a real ConnectWise")
     dev.add_argument("--timeout", type=float, default=90.0,
                      help="seconds each part may take to become ready (default: 90)")
 
@@ -90,6 +96,8 @@ def _dev(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         data_dir=args.data_dir or settings.data_dir,
         timeout_s=args.timeout,
+        cw_simulator=args.cw_simulator,
+        cw_port=args.cw_port,
     )
     return run_dev(settings, options)
 

@@ -206,3 +206,14 @@ def command_succeeds(argv: Sequence[str], timeout: float = 5.0) -> bool:
                               stderr=subprocess.DEVNULL, timeout=timeout, check=False).returncode == 0
     except (subprocess.TimeoutExpired, OSError):
         return False
+
+
+def task_queue_polled(temporal_cli: str, address: str, namespace: str, task_queue: str) -> bool:
+    """True once a worker polls `task_queue` (so the first workflow call is served)."""
+    argv = [temporal_cli, "task-queue", "describe", "--task-queue", task_queue, "--namespace", namespace,
+            "--address", address, "--output", "json"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False).stdout
+    except (subprocess.TimeoutExpired, OSError):
+        return False
+    return '"identity"' in out  # a poller entry names its worker identity

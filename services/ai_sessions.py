@@ -41,6 +41,7 @@ from workflows.contracts.fix import (
     not_appliable,
 )
 from workflows.contracts.llm import LLM_SCHEDULE_TO_CLOSE, LlmCallContext
+from workflows.contracts.psa import PSA_RESULT_TIMEOUT, PsaCloseResult
 from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_FIX_STATUS, SA_SESSION_KIND, SA_STATUS
 from workflows.fix_verification import FixVerificationWorkflow
 from workflows.session_document import SessionDocumentWorkflow
@@ -103,10 +104,14 @@ class SessionCommands:
 
     async def close_local(self, ref: AiSessionRef, inp: CloseInput, key: str | None) -> CloseResult:
         """Post the resolution note or escalation package on a session without a PSA ticket."""
-        closed = ("resolved",) if inp.kind == "resolution_note" else ("resolved", "escalated")
-        if ref.status in closed:  # no fresh workflow run just to say no
-            raise Conflict(f"This session is already {ref.status}")
+        self._require_closable(ref, inp.kind)
         return await self._send(ref, TroubleshootingSessionWorkflow.close_local, inp, key)
+
+    async def post_to_psa(self, ref: AiSessionRef, inp: CloseInput, key: str | None) -> PsaCloseResult:
+        """Post the document to the session's ticket, change and verify its status, then close the session."""
+        self._require_closable(ref, inp.kind)
+        return await self._send(ref, TroubleshootingSessionWorkflow.post_to_psa, inp, key,
+                                timeout_s=PSA_RESULT_TIMEOUT.total_seconds())
 
     async def preview(self, ref: AiSessionRef, kind: DocumentKind) -> DocumentResult:
         """The document for the session's current version (concurrent callers share one run and one model call)."""
@@ -118,6 +123,12 @@ class SessionCommands:
             what=f"{label} preview", limit=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1), share_running=True,
             failed=f"The AI could not write the {label}; try again",
         )
+
+    @staticmethod
+    def _require_closable(ref: AiSessionRef, kind: DocumentKind) -> None:
+        closed = ("resolved",) if kind == "resolution_note" else ("resolved", "escalated")
+        if ref.status in closed:  # no fresh workflow run just to say no
+            raise Conflict(f"This session is already {ref.status}")
 
     @staticmethod
     def _require_active(ref: AiSessionRef) -> None:

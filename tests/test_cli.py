@@ -57,13 +57,13 @@ def _running(pid: int) -> bool:
 class DevProcess:
     """One `rflow dev` run on free ports, its output collected by a thread."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], *extra: str) -> None:
         self.data_dir = data_dir
         self.api_port, self.temporal_port, self.ui_port = _free_port(), _free_port(), _free_port()
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             _rflow_argv("dev", "--api-port", str(self.api_port), "--temporal-port", str(self.temporal_port),
-                        "--ui-port", str(self.ui_port), "--data-dir", str(data_dir), "--timeout", "60"),
+                        "--ui-port", str(self.ui_port), "--data-dir", str(data_dir), "--timeout", "60", *extra),
             env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
@@ -227,7 +227,7 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
     first = DevProcess(data_dir, dev_env)
     try:
         pids = first.wait_ready()
-        assert set(pids) >= {"rflow", "temporal", "worker", "api", "mail"}, pids
+        assert set(pids) >= {"rflow", "temporal", "worker", "api", "mail", "cw-simulator"}, pids
         assert all(_running(pid) for pid in pids.values() if pid)
         assert f"http://127.0.0.1:{first.ui_port}" in first.output  # the summary says where the UI is
         assert f"{first.api}/docs" in first.output
@@ -246,7 +246,8 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
         assert secrets_file.stat().st_mode & 0o777 == 0o600
         assert str(secrets_file) in first.output
         dev_secrets = _dev_secrets(data_dir)
-        assert set(dev_secrets) == {"JWT_SECRET", "CREDENTIALS_KEY", "BILLING_SECRET"}
+        assert set(dev_secrets) == {"JWT_SECRET", "CREDENTIALS_KEY", "BILLING_SECRET", "CW_SIM_PUBLIC_KEY",
+                                    "CW_SIM_PRIVATE_KEY", "CW_SIM_CLIENT_ID"}
         assert not any(value in first.output for value in dev_secrets.values())
         me = httpx.get(f"{first.api}/api/v1/auth/me", timeout=10, headers=_token(dev_secrets["JWT_SECRET"],
                                                                                   user["id"]))
@@ -257,6 +258,16 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
                          headers={"X-Billing-Secret": dev_secrets["BILLING_SECRET"]},
                          json={"account_id": user["account_id"], "plan": "pro", "status": "active"})
         assert plan.status_code == 200, plan.text
+        # The simulator runs, and the file the summary names is a connection the API accepts and can use.
+        connection_file = data_dir / "cw-simulator-connection.json"
+        assert f"demo ticket 48291; POST /api/v1/psa/connections -d @{connection_file.resolve()}" in first.output
+        owner = _token(dev_secrets["JWT_SECRET"], user["id"])
+        created = httpx.post(f"{first.api}/api/v1/psa/connections", timeout=10, content=connection_file.read_bytes(),
+                             headers={**owner, "content-type": "application/json"})
+        assert created.status_code == 201, created.text
+        tested = httpx.post(f"{first.api}/api/v1/psa/connections/{created.json()['id']}/test", timeout=30,
+                            headers=owner)
+        assert tested.json()["ok"] is True, tested.text
         started = _temporal(first, "workflow", "start", "--type", "EchoWorkflow", "--workflow-id", workflow_id,
                             "--task-queue", dev_env["TEMPORAL_TASK_QUEUE"])
         assert started.returncode == 0, started.stderr
@@ -268,9 +279,10 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
     _assert_all_gone(pids, first.output)
     assert not (data_dir / "dev.pids").exists()
 
-    second = DevProcess(data_dir, dev_env)
+    second = DevProcess(data_dir, dev_env, "--no-cw-simulator")
     try:
         pids = second.wait_ready()
+        assert "cw-simulator" not in pids and not (data_dir / "cw-simulator-connection.json").exists()
         assert _dev_secrets(data_dir) == dev_secrets  # kept: tokens issued before the restart stay valid
         login = httpx.post(f"{second.api}/api/v1/auth/login/json", timeout=10,
                            json={"email": email, "password": PASSWORD})

@@ -1,17 +1,18 @@
 """TroubleshootingSessionWorkflow: one durable workflow per AI session (`session-{id}`).
 
-Updates drive it (create, message, add_fix, close_local); each accepted change is written to
-Postgres before the update returns. The workflow holds only `SessionControl`: the transcript,
+Updates drive it (create, message, add_fix, close_local, post_to_psa); each accepted change is written
+to Postgres before the update returns. After a verified PSA status change the run stays to re-read the
+ticket once (drift watch) before it ends. The workflow holds only `SessionControl`: the transcript,
 fixes and documents are rows that activities read by id. A run that sits idle ends (its state is in
 Postgres; the next command starts a fresh run), and a long one continues as new.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.ai_session import (
@@ -37,10 +38,14 @@ with workflow.unsafe.imports_passed_through():
         SessionInput,
         SessionRef,
         SessionReplyInput,
+        summary_of,
     )
     from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, REJECT_UPSTREAM, reject
     from workflows.contracts.llm import LlmCallContext
+    from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
+    from workflows.contracts.psa import PsaCloseResult, StatusRecheck, TicketRef
     from workflows.contracts.search_attributes import SA_STATUS
+    from workflows.session_writeback import read_ticket_for_intake, recheck_status, write_back
     from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
 OPEN_STATUSES = ("active", "paused")
@@ -71,18 +76,25 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         if not await self._exists():
             await self._finish()
             return "missing"
-        # Idle is measured on the workflow's clock, from this run's start or its last change.
-        deadline = self._deadline = Deadline(workflow.now() + self._idle,
-                                             summary="idle: unload the session (its state is in Postgres)")
-        while self.current.status in OPEN_STATUSES:
-            due = await deadline.wait(lambda: self.current.status not in OPEN_STATUSES or history_is_long())
-            if due:
-                await self._finish()  # a command may be in flight
-                if deadline.at is not None and workflow.now() >= deadline.at:
-                    break  # idle: the next command starts a new run from Postgres
-            elif self.current.status in OPEN_STATUSES:
-                await self._finish()
-                workflow.continue_as_new(inp.model_copy(update={"state": self.current, "created_by_update": False}))
+        # Idle is measured on the workflow's clock, from this run's start or its last change; a pending
+        # status re-read keeps the run (its timer) until it is done.
+        deadline = self._deadline = Deadline(self._due(self.current), summary=self._due_summary(self.current))
+        while self._serving(self.current):
+            due = await deadline.wait(lambda: not self._serving(self.current) or history_is_long())
+            if not due:
+                if self._serving(self.current):
+                    await self._finish()
+                    workflow.continue_as_new(inp.model_copy(update={"state": self.current,
+                                                                    "created_by_update": False}))
+                continue
+            recheck = self.current.status_recheck
+            if recheck is not None:
+                if workflow.now() >= recheck.due_at:
+                    await self._recheck(recheck)
+                continue
+            await self._finish()  # a command may be in flight
+            if deadline.at is not None and workflow.now() >= deadline.at:
+                break  # idle: the next command starts a new run from Postgres
         await self._finish()
         return self.current.status
 
@@ -98,8 +110,20 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
 
     @workflow.update
     async def create(self, inp: SessionCreate) -> SessionControl:
-        """Insert the session with its intake as the first message (idempotent by id)."""
-        await self._create_once(lambda: CREATE_SESSION(inp))
+        """Insert the session with its intake as the first message (idempotent by id); a PSA intake reads
+        the ticket's summary first."""
+
+        async def create() -> SessionControl:
+            if inp.intake_type == "psa_ticket" and inp.psa_connection_id and inp.psa_ticket_id:
+                ticket = await read_ticket_for_intake(TicketRef(account_id=inp.account_id,
+                                                                connection_id=inp.psa_connection_id,
+                                                                ticket_id=inp.psa_ticket_id))
+                text = f"{ticket.summary}\n\n{inp.intake_text}".strip()
+                return await CREATE_SESSION(inp.model_copy(update={"intake_text": text,
+                                                                   "problem_summary": summary_of(text)}))
+            return await CREATE_SESSION(inp)
+
+        await self._create_once(create)
         return self.current
 
     @create.validator
@@ -171,11 +195,72 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         if self._state is not None:
             _check_close(self._state, inp)
 
+    @workflow.update
+    async def post_to_psa(self, inp: CloseInput) -> PsaCloseResult:
+        """Post the document to the session's ticket, change and verify its status, then resolve or escalate."""
+
+        async def change(state: SessionControl) -> tuple[SessionControl, PsaCloseResult]:
+            result, recheck = await write_back(state, inp)
+            pending = state.status_recheck
+            if recheck is not None and (pending is None or recheck.due_at < pending.due_at):
+                pending = recheck  # the later one is loaded from Postgres once the earlier is done
+            new = state.model_copy(update={"status": result.session_status, "last_activity_at": workflow.now(),
+                                           "status_recheck": pending})
+            return new, result
+
+        return await self.transition(lambda s: _check_post(s, inp), change)
+
+    @post_to_psa.validator
+    def _validate_post(self, inp: CloseInput) -> None:
+        if self._state is not None:
+            _check_post(self._state, inp)
+
     # --- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _serving(state: SessionControl) -> bool:
+        return state.status in OPEN_STATUSES or state.status_recheck is not None
+
+    def _due(self, state: SessionControl) -> datetime | None:
+        if state.status_recheck is not None:
+            return state.status_recheck.due_at
+        return state.last_activity_at + self._idle if state.status in OPEN_STATUSES else None
+
+    @staticmethod
+    def _due_summary(state: SessionControl) -> str:
+        if state.status_recheck is not None:
+            return f"re-read ticket {state.status_recheck.ticket.ticket_id}'s status (drift watch)"
+        return "idle: unload the session (its state is in Postgres)"
+
+    async def _recheck(self, recheck: StatusRecheck) -> None:
+        """Re-read the ticket's status once; on drift the engineer is notified (in-app, and email best-effort)."""
+        recorded = None
+
+        async def change(state: SessionControl) -> tuple[SessionControl, None]:
+            nonlocal recorded
+            try:
+                recorded = await recheck_status(recheck)
+                # Another verified write-back of this session may still wait: Postgres knows.
+                loaded = (await LOAD_SESSION(SessionRef(session_id=state.id))).control
+            except ActivityError as exc:  # the write-back row is gone: nothing left to watch
+                workflow.logger.warning("session %s: status re-read dropped: %s", state.id, exc.cause or exc)
+                loaded = None
+            return state.model_copy(update={"status_recheck": loaded.status_recheck if loaded else None}), None
+
+        await self.transition(lambda _: None, change)
+        if recorded is not None and recorded.email_to and recorded.notification_id:
+            try:
+                await EMAIL_NOTIFICATION(NotificationEmail(notification_id=recorded.notification_id,
+                                                           to=recorded.email_to, subject=recorded.subject,
+                                                           body=recorded.body), summary=f"email {recorded.email_to}")
+            except (ActivityError, ApplicationError) as exc:  # best-effort: the notification is the record
+                workflow.logger.warning("session %s: drift email failed: %s", self._input.session_id,
+                                        getattr(exc, "cause", None) or exc)
 
     def _on_commit(self, old: SessionControl | None, new: SessionControl) -> None:
         if self._deadline is not None:
-            self._deadline.move_to(new.last_activity_at + self._idle)
+            self._deadline.move_to(self._due(new))
+            self._deadline.summary = self._due_summary(new)
         if old is None or old.status != new.status:
             workflow.upsert_search_attributes([SA_STATUS.value_set(new.status)])
         workflow.set_current_details(
@@ -199,8 +284,17 @@ def _check_message(state: SessionControl) -> None:
 
 def _check_close(state: SessionControl, inp: CloseInput) -> None:
     if state.has_psa_ticket:
-        raise reject(REJECT_RULE, "This session is linked to a PSA ticket: its note is posted to the ticket, "
-                                  "which this server cannot do yet")
+        raise reject(REJECT_RULE, "This session is linked to a PSA ticket: its document is posted to the ticket")
+    _check_closable(state, inp)
+
+
+def _check_post(state: SessionControl, inp: CloseInput) -> None:
+    if not state.has_psa_ticket:
+        raise reject(REJECT_RULE, "This session has no PSA ticket: its document is stored on the session only")
+    _check_closable(state, inp)
+
+
+def _check_closable(state: SessionControl, inp: CloseInput) -> None:
     closable = ("active", "paused", "escalated") if inp.kind == "resolution_note" else ("active", "paused")
     if state.status not in closable:
         raise reject(REJECT_CONFLICT, f"This session is already {state.status}")

@@ -3,5 +3,6 @@
 from activities.persistence.ai_sessions import SessionPersistence
 from activities.persistence.fixes import FixPersistence
 from activities.persistence.walks import WalkPersistence
+from activities.persistence.writebacks import WritebackPersistence
 
-__all__ = ["FixPersistence", "SessionPersistence", "WalkPersistence"]
+__all__ = ["FixPersistence", "SessionPersistence", "WalkPersistence", "WritebackPersistence"]

@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.persistence.guard import refused_values_rejected
+from activities.persistence.writebacks import pending_recheck
 from db.models import AiSession
 from db.repositories.ai_sessions import AiSessionRepository
+from db.repositories.psa import PsaWritebackRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from workflows.contracts.ai_session import (
     ADD_FIX,
@@ -78,7 +80,11 @@ class SessionPersistence:
         """The session's control state, or none when the row does not exist."""
         async with self._session_factory() as session:
             row = await AiSessionRepository(session).get(inp.session_id)
-            return LoadSessionResult(control=session_control(row) if row else None)
+            if row is None:
+                return LoadSessionResult()
+            due = await PsaWritebackRepository(session).due_recheck(row.id)
+            recheck = pending_recheck(due) if due is not None else None
+            return LoadSessionResult(control=session_control(row).model_copy(update={"status_recheck": recheck}))
 
     @activity.defn(name=RECORD_TURN.name)
     async def record_turn(self, inp: RecordTurnInput) -> RecordTurnResult:
@@ -143,7 +149,7 @@ class SessionPersistence:
         """Store the posted note or package and resolve or escalate the session (once)."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             sessions = AiSessionRepository(session)
-            version = await sessions.close_local(inp.session_id, kind=inp.kind, markdown=inp.markdown,
+            version = await sessions.close(inp.session_id, kind=inp.kind, markdown=inp.markdown,
                                                  by_user_id=inp.by_user_id, at=inp.at)
             row = await _row(sessions, inp.session_id)
             status = "resolved" if inp.kind == "resolution_note" else "escalated"

@@ -66,8 +66,8 @@ def fix_control(row: SuggestedFix) -> FixControl:
 
 def reminder_schedule(preferences: dict[str, Any], parked_at: datetime) -> list[Notice]:
     """The account's reminders and overdue moment after `parked_at`, in time order (defaults when unset)."""
-    reminders = _durations(preferences.get("pending_verification_reminders")) or list(DEFAULT_REMINDERS)
-    overdue = (_durations([preferences.get("verification_overdue_after")]) or [DEFAULT_OVERDUE_AFTER])[0]
+    reminders = stored_durations(preferences.get("pending_verification_reminders")) or list(DEFAULT_REMINDERS)
+    overdue = (stored_durations([preferences.get("verification_overdue_after")]) or [DEFAULT_OVERDUE_AFTER])[0]
     moments = sorted([(parked_at + d, "reminder") for d in reminders] + [(parked_at + overdue, "overdue")])
     return [Notice(due_at=at, kind=kind, index=i) for i, (at, kind) in enumerate(moments)]
 
@@ -214,7 +214,8 @@ def _clip(text: str, limit: int = DETAIL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _durations(values: Any) -> list[timedelta]:
+def stored_durations(values: Any) -> list[timedelta]:
+    """Durations stored in account preferences (ISO 8601); one that does not parse is skipped with a warning."""
     found = []
     for value in values or []:
         if value is None:

@@ -37,17 +37,19 @@ from api.schemas.ai_sessions import (
     PreviewOut,
 )
 from api.schemas.common import Limit, Offset
-from core.errors import NotFound, RuleViolation
+from api.schemas.psa import WritebackListOut, WritebackOut
+from core.errors import NotFound
 from db.repositories.ai_sessions import AiSessionRepository, SessionDocumentRepository
+from db.repositories.psa import PsaConnectionRepository, PsaWritebackRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from services.ai_sessions import AiSessionRef
 from workflows.contracts.ai_session import (
-    SUMMARY_CHARS,
     CloseInput,
     DocumentKind,
     MessageInput,
     SessionCreate,
     SessionStatus,
+    summary_of,
 )
 
 router = APIRouter(prefix="/ai-sessions", tags=["ai-sessions"], responses=error_responses(401, 403, 503))
@@ -56,7 +58,8 @@ SESSION_ERRORS = error_responses(402, 422, described={
     400: "A rule was broken (the detail says which), or the body is not valid JSON",
     404: "No such AI session in your account",
     409: "The session is not in a state that allows this (e.g. already resolved)",
-    502: "The AI did not answer; send the same request again",
+    502: "The AI or the PSA failed, or a PSA status change did not verify (the detail says which); "
+         "send the same request again",
     503: "The workflow engine or its workers did not answer in time",
 })
 NO_TICKET = "This session has no PSA ticket: the document is stored on the session only"
@@ -76,27 +79,25 @@ async def session_out(session: AsyncSession, account_id: uuid.UUID, session_id: 
                                         "escalation_package_markdown": row.escalation_package_markdown})
 
 
-def _summary_of(text: str) -> str:
-    first = text.strip().splitlines()[0].strip()
-    return first if len(first) <= SUMMARY_CHARS else first[: SUMMARY_CHARS - 1] + "…"
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AiSessionOut, responses=SESSION_ERRORS)
 async def create_session(
     body: AiSessionCreate, user: EngineerUser, session: SessionDep, commands: SessionCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
-    """Open a session from the engineer's description of the problem (its first message)."""
-    if body.intake_type == "psa_ticket":
-        raise RuleViolation("Opening a session from a PSA ticket needs a PSA connection, which this server "
-                            "does not offer yet; open it with intake_type free_text and paste the ticket's summary")
+    """Open a session from the engineer's description of the problem, or from a PSA ticket's summary."""
+    if body.psa_connection_id is not None:
+        connection = await PsaConnectionRepository(session).get_in_account(user.account_id, body.psa_connection_id)
+        await session.commit()
+        if connection is None:
+            raise NotFound("PSA connection not found")
 
     async def command() -> AiSessionOut:
-        text = body.intake_content.text
+        text = body.intake_content.text if body.intake_content else ""
         created = SessionCreate(
             session_id=idem.entity_id("ai_session"), account_id=user.account_id, user_id=user.id,
             session_type=body.session_type, intake_type=body.intake_type, intake_text=text,
-            problem_summary=_summary_of(text),
+            problem_summary=summary_of(text), psa_connection_id=body.psa_connection_id,
+            psa_ticket_id=body.psa_ticket_id,
         )
         await commands.create(created, idem.key)
         return await session_out(session, user.account_id, created.session_id)
@@ -122,6 +123,14 @@ async def list_sessions(
 async def get_session(_: AiSessionReader, owned: OwnedAiSession, session: SessionDep) -> AiSessionOut:
     """One session with its transcript."""
     return await session_out(session, owned.account_id, owned.id)
+
+
+@router.get("/{session_id}/writebacks", response_model=WritebackListOut,
+            responses=error_responses(422, described={404: "No such AI session in your account"}))
+async def list_writebacks(_: AiSessionReader, owned: OwnedAiSession, session: SessionDep) -> WritebackListOut:
+    """What was posted to the session's PSA ticket: when, by whom, the PSA's ids, verification and later drift."""
+    rows = await PsaWritebackRepository(session).for_session(owned.id)
+    return WritebackListOut(items=[WritebackOut.model_validate(r) for r in rows], total=len(rows))
 
 
 @router.post("/{session_id}/messages", response_model=MessageResponse, responses=SESSION_ERRORS)
@@ -177,9 +186,13 @@ async def preview_escalation_package(
 
 async def _post(owned: AiSessionRef, kind: DocumentKind, body: PostDocumentRequest, user_id: uuid.UUID,
                 commands: SessionCommandsDep, idem: Idempotent) -> Response:
+    inp = CloseInput(kind=kind, markdown=body.markdown, by_user_id=user_id)
+
     async def command() -> PostDocumentOut:
-        closed = await commands.close_local(owned, CloseInput(kind=kind, markdown=body.markdown, by_user_id=user_id),
-                                            idem.key)
+        if owned.psa_ticket_id is not None:
+            posted = await commands.post_to_psa(owned, inp, idem.key)
+            return PostDocumentOut.model_validate(posted.model_dump())
+        closed = await commands.close_local(owned, inp, idem.key)
         return PostDocumentOut(outcome=closed.outcome, session_status=closed.session_status,
                                state_version=closed.state_version, status_transition_skipped_reason=NO_TICKET)
 

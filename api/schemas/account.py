@@ -154,6 +154,7 @@ class AccountPreferences(RequestBody):
                     "pending_verification_reminders": ["PT2H", "PT8H", "PT24H"],
                     "verification_overdue_after": "P3D",
                     "handoff_renotify_after": "PT30M",
+                    "psa_status_recheck_after": "PT10M",
                 }
             ]
         },
@@ -174,12 +175,15 @@ class AccountPreferences(RequestBody):
                                   "it (default P3D).")
     handoff_renotify_after: Duration | None = Field(
         default=None, description="When an unclaimed escalation notifies the team again (default PT30M).")
+    psa_status_recheck_after: Duration | None = Field(
+        default=None, description="When a verified PSA status change is re-read to catch a workflow rule or a "
+                                  "customer reply flipping it back (default PT10M).")
 
     def durations(self) -> dict[str, timedelta]:
         """Every duration set in this request, by field name (a list's entries as name[i])."""
         found = {f"pending_verification_reminders[{i}]": d
                  for i, d in enumerate(self.pending_verification_reminders or [])}
-        for name in ("verification_overdue_after", "handoff_renotify_after"):
+        for name in ("verification_overdue_after", "handoff_renotify_after", "psa_status_recheck_after"):
             value = getattr(self, name)
             if value is not None:
                 found[name] = value

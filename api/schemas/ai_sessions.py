@@ -22,6 +22,8 @@ from workflows.contracts.fix import MAX_NOTES_CHARS, FixStatus
 from workflows.contracts.llm import ConfidenceTier, FixOutcome
 
 PSA_TICKET_ID_MAX = 64
+# Ticket ids go into PSA URLs: nothing that could change the path.
+PSA_TICKET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
 def _visible(value: str) -> str:
@@ -44,23 +46,32 @@ class IntakeContent(BaseModel):
 
 
 class AiSessionCreate(RequestBody):
-    """Open a session from free text (a PSA ticket's summary once PSA connections exist)."""
+    """Open a session from the engineer's words (free_text) or from a PSA ticket (its summary is read)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"session_type": "chat", "intake_type": "free_text",
          "intake_content": {"text": "Outlook keeps prompting for a password after the M365 migration"}},
+        {"session_type": "guided", "intake_type": "psa_ticket",
+         "psa_connection_id": "0f7c2a9e-3b1d-4c55-9a4e-7d2b8c6f1e21", "psa_ticket_id": "48291"},
     ]})
 
     session_type: SessionType
     intake_type: IntakeType = "free_text"
-    intake_content: IntakeContent
+    intake_content: IntakeContent | None = Field(
+        default=None, description="Required for free_text; for psa_ticket, added after the ticket's summary.")
     psa_connection_id: uuid.UUID | None = None
-    psa_ticket_id: str | None = Field(default=None, min_length=1, max_length=PSA_TICKET_ID_MAX)
+    psa_ticket_id: str | None = Field(default=None, min_length=1, max_length=PSA_TICKET_ID_MAX,
+                                      pattern=PSA_TICKET_ID_PATTERN,
+                                      description="The ticket's id in the PSA (letters, digits, - and _).")
 
     @model_validator(mode="after")
-    def _ticket_intake_names_its_ticket(self) -> AiSessionCreate:
-        if self.intake_type == "psa_ticket" and (self.psa_connection_id is None or self.psa_ticket_id is None):
+    def _intake_is_complete(self) -> AiSessionCreate:
+        if (self.psa_connection_id is None) != (self.psa_ticket_id is None):
+            raise ValueError("psa_connection_id and psa_ticket_id go together: give both or neither")
+        if self.intake_type == "psa_ticket" and self.psa_ticket_id is None:
             raise ValueError("intake_type psa_ticket needs psa_connection_id and psa_ticket_id")
+        if self.intake_type == "free_text" and self.intake_content is None:
+            raise ValueError("intake_type free_text needs intake_content.text")
         return self
 
 

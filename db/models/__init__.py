@@ -7,6 +7,7 @@ from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1Wal
 from db.models.llm_usage import LlmUsage
 from db.models.login_throttle import LoginThrottle
 from db.models.notification import Notification
+from db.models.psa import PsaConnection, PsaWriteback
 from db.models.user import ROLE_RANK, AccountRole, User
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "LlmUsage",
     "LoginThrottle",
     "Notification",
+    "PsaConnection",
+    "PsaWriteback",
     "SessionDocument",
     "Subscription",
     "SuggestedFix",

@@ -67,8 +67,9 @@ class AiSession(UUIDPrimaryKey, Timestamps, Base):
     state_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     message_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     handoff_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    # No foreign key yet: PSA connections arrive with the ConnectWise issue.
-    psa_connection_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    psa_connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("psa_connections.id", ondelete="SET NULL"), nullable=True
+    )
     psa_ticket_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolution_note_markdown: Mapped[str | None] = mapped_column(Text, nullable=True)
     escalation_package_markdown: Mapped[str | None] = mapped_column(Text, nullable=True)

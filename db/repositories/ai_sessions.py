@@ -105,6 +105,13 @@ class AiSessionRepository(AccountScopedRepository[AiSession]):
         await self.session.flush()
         return count, version
 
+    async def locked(self, session_id: uuid.UUID) -> AiSession | None:
+        """The session row, locked for this transaction and freshly read."""
+        found: AiSession | None = await self.session.scalar(
+            select(AiSession).where(AiSession.id == session_id).with_for_update()
+            .execution_options(populate_existing=True))
+        return found
+
     async def bump_version(self, session_id: uuid.UUID, at: datetime) -> int:
         """Count one accepted change of the session (previews are cached by the version)."""
         version = await self.session.scalar(
@@ -116,7 +123,7 @@ class AiSessionRepository(AccountScopedRepository[AiSession]):
             raise LookupError(f"AI session {session_id} does not exist")
         return int(version)
 
-    async def close_local(
+    async def close(
         self, session_id: uuid.UUID, *, kind: str, markdown: str, by_user_id: uuid.UUID, at: datetime
     ) -> int | None:
         """Store the posted document and close the session; the new version, or None when it was closed already."""

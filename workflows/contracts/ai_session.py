@@ -23,6 +23,7 @@ from workflows.contracts.llm import (
     LlmCallContext,
     OutcomeProposal,
 )
+from workflows.contracts.psa import StatusRecheck
 
 SessionStatus = Literal["active", "paused", "escalated", "resolved"]
 SessionType = Literal["guided", "chat"]
@@ -41,6 +42,13 @@ TRANSCRIPT_WINDOW = 40
 SUMMARY_CHARS = 200
 
 QUERY_SESSION_STATE = "session_state"
+
+
+def summary_of(text: str) -> str:
+    """The problem summary: the first line of the intake, clipped to SUMMARY_CHARS."""
+    lines = text.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    return first if len(first) <= SUMMARY_CHARS else first[: SUMMARY_CHARS - 1] + "…"
 
 
 def session_workflow_id(session_id: uuid.UUID | str) -> str:
@@ -62,6 +70,8 @@ class SessionControl(BaseModel):
     confidence_tier: ConfidenceTier = "discovery"
     has_psa_ticket: bool = False
     last_activity_at: datetime
+    status_recheck: StatusRecheck | None = Field(
+        default=None, description="A verified PSA status still to be re-read (drift watch), if any.")
 
 
 class SessionCreate(BaseModel):

@@ -1,0 +1,82 @@
+"""PSA connections (admin+): connect ConnectWise, test the keys, pick target statuses from a board."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+from fastapi.responses import Response
+
+from api.deps import AdminUser, PsaConnectionsDep
+from api.errors import error_responses
+from api.idempotency import Idempotent
+from api.schemas.common import Limit, Offset
+from api.schemas.psa import (
+    ConnectionTestOut,
+    PsaConnectionCreate,
+    PsaConnectionListOut,
+    PsaConnectionOut,
+    PsaStatusListOut,
+    PsaStatusOut,
+)
+from db.repositories.psa import PsaConnectionRepository
+
+router = APIRouter(prefix="/psa/connections", tags=["psa"], responses=error_responses(401, 403, 503))
+
+NOT_FOUND = {404: "No such PSA connection in your account"}
+BoardId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A ConnectWise board id.")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=PsaConnectionOut,
+             responses=error_responses(400, 422, described={409: "This site and company are connected already"}))
+async def create_connection(body: PsaConnectionCreate, user: AdminUser, connections: PsaConnectionsDep,
+                            idem: Idempotent) -> Response:
+    """Connect a ConnectWise instance; the keys are stored encrypted and never returned."""
+
+    async def command() -> PsaConnectionOut:
+        row = await connections.create(
+            account_id=user.account_id, user_id=user.id, provider=body.provider, site_url=body.site_url,
+            company_id=body.company_id, client_id=body.client_id, codebase=body.codebase,
+            public_key=body.public_key, private_key=body.private_key,
+        )
+        return PsaConnectionOut.model_validate(row)
+
+    return await idem.run(command, status_code=status.HTTP_201_CREATED)
+
+
+@router.get("", response_model=PsaConnectionListOut, responses=error_responses(422))
+async def list_connections(user: AdminUser, connections: PsaConnectionsDep, limit: Limit = 50,
+                           offset: Offset = 0) -> PsaConnectionListOut:
+    """The account's connections (without keys), oldest first."""
+    rows, total = await PsaConnectionRepository(connections.session).list_for_account(
+        user.account_id, limit=limit, offset=offset)
+    return PsaConnectionListOut(items=[PsaConnectionOut.model_validate(r) for r in rows], total=total)
+
+
+@router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=error_responses(422, described=NOT_FOUND))
+async def delete_connection(connection_id: uuid.UUID, user: AdminUser, connections: PsaConnectionsDep) -> Response:
+    """Remove a connection: its sessions can no longer post to their tickets; the write-back log stays."""
+    await connections.delete(await connections.owned(user.account_id, connection_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{connection_id}/test", response_model=ConnectionTestOut,
+             responses=error_responses(422, described=NOT_FOUND))
+async def test_connection(connection_id: uuid.UUID, user: AdminUser, connections: PsaConnectionsDep
+                          ) -> ConnectionTestOut:
+    """Reach the PSA and authenticate; `stage` and `detail` say which step failed."""
+    ok, stage, detail = await connections.test(await connections.owned(user.account_id, connection_id))
+    return ConnectionTestOut(ok=ok, stage=stage, detail=detail)
+
+
+@router.get("/{connection_id}/boards/{board_id}/statuses", response_model=PsaStatusListOut,
+            responses=error_responses(422, described={
+                **NOT_FOUND, 502: "ConnectWise refused the keys or failed (the detail has its message)"}))
+async def board_statuses(connection_id: uuid.UUID, board_id: BoardId, user: AdminUser,
+                         connections: PsaConnectionsDep) -> PsaStatusListOut:
+    """A board's statuses, to pick `cw_resolved_status_id` / `cw_escalated_status_id` from."""
+    found = await connections.board_statuses(await connections.owned(user.account_id, connection_id), board_id)
+    return PsaStatusListOut(items=[PsaStatusOut(id=s.id, name=s.name, closed=s.closed, inactive=s.inactive)
+                                   for s in found], total=len(found))

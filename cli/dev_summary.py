@@ -1,0 +1,46 @@
+"""The "ready" table `rflow dev` prints: where each part runs and where its files are (never a secret's value)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cli import dev_cw
+from cli.mail_sink import DEFAULT_HOST as MAIL_HOST
+from core.config import SECRETS_FILE
+
+if TYPE_CHECKING:
+    from cli.dev import DevStack
+
+
+def summary(stack: DevStack, elapsed: float) -> str:
+    """The table, headed by how long startup took."""
+    s, data_dir = stack.settings, stack.data_dir
+    db_where = "embedded, data in " + str(data_dir / "postgres") if stack.postgres else "DATABASE_URL"
+    if stack.mail_port is not None:
+        mail = f"{stack.mail_dir}/ (local SMTP sink on {MAIL_HOST}:{stack.mail_port}; a line per message here)"
+    else:
+        mail = f"sent through the SMTP server {s.smtp_host}:{s.smtp_port} (SMTP_HOST/SMTP_PORT)"
+    cw = "no simulator (--no-cw-simulator)"
+    if stack.cw_port is not None:  # the file holds the keys; the terminal never shows them
+        cw = (f"simulator at {dev_cw.url(stack.cw_port)}, demo ticket {dev_cw.DEMO_TICKET_ID}; "
+              f"POST /api/v1/psa/connections -d @{data_dir / dev_cw.CONNECTION_FILE}")
+    logs = ["api", "worker", "temporal", *(["mail"] if stack.mail_port is not None else []),
+            *(["cw-simulator"] if stack.cw_port is not None else [])]
+    rows = [
+        ("API", stack.api_url),
+        ("API docs", f"{stack.api_url}/docs"),
+        ("Temporal UI", f"http://{stack.opt.connect_host}:{stack.opt.ui_port}"),
+        ("Temporal", f"{stack.temporal_address} (namespace {s.temporal_namespace}, "
+                     f"task queue {s.temporal_task_queue})"),
+        ("Database", f"{stack.database_url} ({db_where})"),
+        ("Mail", mail),
+        ("ConnectWise", cw),
+        ("Data dir", f"{data_dir} (logs: {', '.join(f'logs/{name}.log' for name in logs)})"),
+        ("Secrets", f"{data_dir / SECRETS_FILE} (JWT_SECRET, CREDENTIALS_KEY, BILLING_SECRET"
+                    f"{', CW_SIM_*' if stack.cw_port is not None else ''}; mode 0600)"),
+        ("Processes", " ".join(f"{k}={v}" for k, v in stack.pids().items() if v)),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"  {label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(["", f"rflow: ready in {elapsed:.1f} s — Ctrl-C stops everything (a crashed worker, API, "
+                          "mail sink or simulator is restarted)", *lines, ""])

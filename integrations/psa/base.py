@@ -1,0 +1,121 @@
+"""The PSA provider interface and the errors a provider raises.
+
+ConnectWise is the one provider built; the interface is shaped so Autotask (a global status
+picklist) and HaloPSA (statuses per ticket type) fit it too: statuses are listed *for a ticket*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class NoteType(StrEnum):
+    """Who may read a note: the customer (description, resolution) or only the team (internal analysis)."""
+
+    DESCRIPTION = "description"
+    INTERNAL_ANALYSIS = "internal_analysis"
+    RESOLUTION = "resolution"
+
+
+@dataclass(frozen=True)
+class PsaTicket:
+    """The fields of a ticket we read (ids are strings: not every PSA numbers its tickets)."""
+
+    id: str
+    summary: str
+    status_id: int | None
+    status_name: str | None
+    board_id: int | None = None  # ConnectWise: statuses belong to the ticket's board
+    type_id: int | None = None  # HaloPSA: statuses belong to the ticket's type
+
+
+@dataclass(frozen=True)
+class PsaNote:
+    """A note on a ticket."""
+
+    id: str
+    text: str
+    note_type: NoteType
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PsaStatus:
+    """A status a ticket may take."""
+
+    id: int
+    name: str
+    closed: bool = False
+    inactive: bool = False
+
+
+class PsaError(Exception):
+    """A provider call failed; `message` is the provider's own words, fit to show the engineer."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+class PsaUnavailable(PsaError):
+    """The provider could not be reached, timed out, or answered 5xx: worth retrying."""
+
+    retryable = True
+
+
+class PsaRateLimited(PsaUnavailable):
+    """429: retry after `retry_after` seconds (from the `Retry-After` header, when given)."""
+
+    def __init__(self, message: str, *, retry_after: float | None, status_code: int | None = 429) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class PsaAuthFailed(PsaError):
+    """The provider refused the credentials (401) or the API member's permissions (403)."""
+
+
+class PsaNotFound(PsaError):
+    """No such ticket, board or note (404)."""
+
+
+class PsaRejected(PsaError):
+    """Any other 4xx: the request was refused as sent; the message says why."""
+
+
+class PsaProvider(Protocol):
+    """What the write-back needs from a PSA."""
+
+    async def check(self) -> None:
+        """Reach the PSA and authenticate; raises PsaUnavailable (unreachable) or PsaAuthFailed."""
+        ...
+
+    async def get_ticket(self, ticket_id: str) -> PsaTicket:
+        """Read one ticket (PsaNotFound when it does not exist)."""
+        ...
+
+    async def post_note(self, ticket_id: str, text: str, note_type: NoteType) -> PsaNote:
+        """Add a note with the given visibility."""
+        ...
+
+    async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:
+        """The ticket's note whose text contains `marker`, if any (how a retry recognises its own post)."""
+        ...
+
+    async def update_status(self, ticket_id: str, status_id: int) -> None:
+        """Ask the PSA to change the ticket's status (the caller re-reads the ticket to verify)."""
+        ...
+
+    async def list_statuses(self, ticket: PsaTicket) -> list[PsaStatus]:
+        """The statuses this ticket may take."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the provider's connections."""
+        ...

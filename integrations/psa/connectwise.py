@@ -1,0 +1,385 @@
+"""ConnectWise Manage (PSA) over its REST API 3.0, following the ConnectWise Developer Guide.
+
+Auth is Basic `{companyId}+{publicKey}:{privateKey}` plus a `clientId` header on every call; the
+API lives under a per-site "codebase" (e.g. `v4_6_release/`) read from `/login/companyinfo/{companyId}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from integrations.psa.base import (
+    NoteType,
+    PsaAuthFailed,
+    PsaError,
+    PsaNote,
+    PsaNotFound,
+    PsaRateLimited,
+    PsaRejected,
+    PsaStatus,
+    PsaTicket,
+    PsaUnavailable,
+)
+
+DEFAULT_PAGE_SIZE = 100
+# A runaway paging loop (a server that always says "next") must end somewhere: 1,000 pages of 1,000 is CW's own cap.
+MAX_PAGES = 1000
+_FLAG_BY_TYPE = {
+    NoteType.DESCRIPTION: "detailDescriptionFlag",
+    NoteType.INTERNAL_ANALYSIS: "internalAnalysisFlag",
+    NoteType.RESOLUTION: "resolutionFlag",
+}
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class ConnectWiseConfig:
+    """Where a ConnectWise site is and the API member keys + clientId used to call it."""
+
+    site_url: str
+    company_id: str
+    public_key: str
+    private_key: str
+    client_id: str
+    codebase: str | None = None
+    api_version: str = "2022.1"
+    timeout_s: float = 15.0
+
+    def __repr__(self) -> str:
+        # Configs end up in logs and tracebacks; the private key must never be in them.
+        return (
+            f"ConnectWiseConfig(site_url={self.site_url!r}, company_id={self.company_id!r}, "
+            f"public_key={self.public_key!r}, private_key='***', client_id={self.client_id!r}, "
+            f"codebase={self.codebase!r}, api_version={self.api_version!r}, timeout_s={self.timeout_s!r})"
+        )
+
+    @property
+    def site_root(self) -> str:
+        """The site as a URL without a trailing slash (a bare host means https)."""
+        return normalize_site_url(self.site_url)
+
+
+def normalize_site_url(site_url: str) -> str:
+    """`na.myconnectwise.net` → `https://na.myconnectwise.net`; full URLs keep their scheme; no trailing slash."""
+    site = site_url.strip().rstrip("/")
+    if "://" not in site:
+        site = f"https://{site}"
+    return site
+
+
+def normalize_codebase(codebase: str) -> str:
+    """`v4_6_release`, `/v4_6_release/` → `v4_6_release/` (CW's own form, trailing slash kept)."""
+    return codebase.strip().strip("/") + "/"
+
+
+def api_base_url(site_url: str, codebase: str) -> str:
+    """`{site}/{codebase}apis/3.0/` for a site URL or bare host and a codebase."""
+    return f"{normalize_site_url(site_url)}/{normalize_codebase(codebase)}apis/3.0/"
+
+
+def basic_auth_header(company_id: str, public_key: str, private_key: str) -> str:
+    """The `Authorization` value ConnectWise expects for an API member's key pair."""
+    token = base64.b64encode(f"{company_id}+{public_key}:{private_key}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def cw_error_detail(response: httpx.Response) -> str:
+    """CW's error body `{code, message, errors: [...]}` as one sentence, else the HTTP status and reason."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        parts = []
+        for err in body.get("errors") or []:
+            if not isinstance(err, dict) or not err.get("message"):
+                continue
+            field, code = err.get("field"), err.get("code")
+            where = ": ".join(str(x) for x in (field, code) if x)
+            parts.append(f"{err['message']} ({where})" if where else str(err["message"]))
+        if parts:
+            return "; ".join(parts)
+        if body.get("message"):
+            code = body.get("code")
+            return f"{body['message']} ({code})" if code else str(body["message"])
+    reason = response.reason_phrase or ""
+    return f"HTTP {response.status_code} {reason}".strip()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header; None when absent or not a plain non-negative number."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _note_type(note: dict[str, Any]) -> NoteType:
+    # Internal first: if CW ever reports several flags, treat the note as the least visible one.
+    if note.get("internalAnalysisFlag"):
+        return NoteType.INTERNAL_ANALYSIS
+    if note.get("resolutionFlag"):
+        return NoteType.RESOLUTION
+    return NoteType.DESCRIPTION
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _to_note(note: dict[str, Any]) -> PsaNote:
+    return PsaNote(
+        id=str(note.get("id", "")),
+        text=str(note.get("text") or ""),
+        note_type=_note_type(note),
+        created_at=_parse_datetime(note.get("dateCreated")),
+    )
+
+
+def _ref_id(ref: Any) -> int | None:
+    value = ref.get("id") if isinstance(ref, dict) else None
+    return value if isinstance(value, int) else None
+
+
+class ConnectWiseClient:
+    """A PsaProvider for ConnectWise Manage; one instance per site + API member."""
+
+    def __init__(self, config: ConnectWiseConfig, http: httpx.AsyncClient | None = None) -> None:
+        self._config = config
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(timeout=config.timeout_s)
+        self._site = config.site_root
+        self._codebase = normalize_codebase(config.codebase) if config.codebase else None
+        self._codebase_lock = asyncio.Lock()
+        self._auth = basic_auth_header(config.company_id, config.public_key, config.private_key)
+        # Scrubbed from every error message, in case a server or proxy echoes them back.
+        self._secrets = [s for s in (config.private_key, self._auth.removeprefix("Basic ")) if len(s) >= 4]
+
+    def __repr__(self) -> str:
+        return f"ConnectWiseClient({self._config!r})"
+
+    async def __aenter__(self) -> ConnectWiseClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this instance created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    # -- low level -------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": self._auth,
+            "clientId": self._config.client_id,
+            "Accept": f"application/vnd.connectwise.com+json; version={self._config.api_version}",
+        }
+
+    def _scrub(self, message: str) -> str:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise PsaUnavailable(
+                f"ConnectWise site {self._site} did not answer within {self._config.timeout_s:g}s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise PsaUnavailable(
+                f"ConnectWise site {self._site} could not be reached ({type(exc).__name__})"
+            ) from exc
+
+    def _error(self, response: httpx.Response) -> PsaError:
+        status = response.status_code
+        detail = self._scrub(cw_error_detail(response))
+        if status == 401:
+            return PsaAuthFailed(
+                f"ConnectWise authentication failed: check the company ID, public key and private key ({detail})",
+                status_code=status,
+            )
+        if status == 403:
+            return PsaAuthFailed(
+                f"ConnectWise refused permission: the API member's security role does not allow this ({detail})",
+                status_code=status,
+            )
+        if status == 404:
+            return PsaNotFound(f"ConnectWise: {detail}", status_code=status)
+        if status == 429:
+            return PsaRateLimited(
+                f"ConnectWise rate limit reached ({detail})",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                status_code=status,
+            )
+        if 400 <= status < 500:
+            return PsaRejected(f"ConnectWise: {detail}", status_code=status)
+        return PsaUnavailable(f"ConnectWise: {detail}", status_code=status)
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise PsaUnavailable(
+                f"ConnectWise answered {response.request.method} {response.request.url.path} "
+                f"with HTTP {response.status_code} but a body that is not JSON",
+                status_code=response.status_code,
+            ) from None
+
+    async def _company_info(self) -> dict[str, Any]:
+        url = f"{self._site}/login/companyinfo/{quote(self._config.company_id, safe='')}"
+        response = await self._send("GET", url, headers={"Accept": "application/json"})
+        if response.status_code == 404:
+            raise self._unknown_company()
+        if not response.is_success:
+            raise self._error(response)
+        info = self._json(response)
+        # A 200 that describes no company is no site we can use; say so rather than fail later.
+        if not isinstance(info, dict) or not info:
+            raise self._unknown_company()
+        return info
+
+    def _unknown_company(self) -> PsaAuthFailed:
+        return PsaAuthFailed(
+            f"ConnectWise authentication failed: company ID {self._config.company_id!r} is not known at "
+            f"{self._site} (check the site URL and company ID)",
+            status_code=404,
+        )
+
+    async def _api_base(self) -> str:
+        if self._codebase is None:
+            # One companyinfo lookup per client, even when the first calls run concurrently.
+            async with self._codebase_lock:
+                if self._codebase is None:
+                    self._learn_codebase(await self._company_info())
+        return f"{self._site}/{self._codebase}apis/3.0/"
+
+    def _learn_codebase(self, info: dict[str, Any]) -> None:
+        codebase = info.get("Codebase")
+        if not isinstance(codebase, str) or not codebase.strip("/ "):
+            raise PsaUnavailable(f"ConnectWise site {self._site} did not say which codebase it runs")
+        self._codebase = normalize_codebase(codebase)
+
+    async def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> httpx.Response:
+        """One authenticated API call to `path` (relative to `.../apis/3.0/`); non-2xx raises a PsaError."""
+        url = await self._api_base() + path.lstrip("/")
+        response = await self._send(method, url, params=params, json=json, headers=self._headers())
+        if not response.is_success:
+            raise self._error(response)
+        return response
+
+    async def _paged(self, path: str, params: dict[str, Any], page_size: int) -> AsyncIterator[dict[str, Any]]:
+        """Items of a list endpoint, page by page, until a short page or no `Link: rel="next"`."""
+        for page in range(1, MAX_PAGES + 1):
+            response = await self.request("GET", path, params={**params, "page": page, "pageSize": page_size})
+            items = self._json(response)
+            if not isinstance(items, list):
+                raise PsaUnavailable(f"ConnectWise answered GET {path} with something other than a list")
+            for item in items:
+                if isinstance(item, dict):
+                    yield item
+            # The next page is computed rather than taken from the Link URL: CW puts its internal
+            # server name there at times, and our credentials must only go to the configured site.
+            has_link = "link" in response.headers
+            if len(items) < page_size or (has_link and "next" not in response.links):
+                return
+
+    @staticmethod
+    def _ticket_path(ticket_id: str) -> str:
+        # CW ticket ids are numbers; refusing anything else keeps ids from reshaping the URL path.
+        tid = str(ticket_id).strip()
+        if not _DIGITS.fullmatch(tid):
+            raise PsaRejected(f"ConnectWise ticket ids are numbers; {ticket_id!r} is not one")
+        return f"service/tickets/{tid}"
+
+    # -- PsaProvider -----------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Reach the site (companyinfo), then make one authenticated call; raises PsaUnavailable / PsaAuthFailed."""
+        info = await self._company_info()
+        if self._codebase is None:
+            self._learn_codebase(info)
+        await self.request("GET", "system/info")
+
+    async def get_ticket(self, ticket_id: str) -> PsaTicket:
+        """Read a ticket's summary, status and board."""
+        data = self._json(await self.request("GET", self._ticket_path(ticket_id)))
+        if not isinstance(data, dict):
+            raise PsaUnavailable(f"ConnectWise answered ticket {ticket_id} with something other than an object")
+        status = data.get("status") if isinstance(data.get("status"), dict) else {}
+        return PsaTicket(
+            id=str(data.get("id", ticket_id)),
+            summary=str(data.get("summary") or ""),
+            status_id=_ref_id(status),
+            status_name=status.get("name") if isinstance(status, dict) else None,
+            board_id=_ref_id(data.get("board")),
+        )
+
+    async def post_note(self, ticket_id: str, text: str, note_type: NoteType) -> PsaNote:
+        """Add a note; exactly one of CW's three visibility flags is set, per `note_type`."""
+        body: dict[str, Any] = {"text": text}
+        body.update({flag: kind is note_type for kind, flag in _FLAG_BY_TYPE.items()})
+        data = self._json(await self.request("POST", f"{self._ticket_path(ticket_id)}/notes", json=body))
+        if not isinstance(data, dict):
+            raise PsaUnavailable(f"ConnectWise answered the note on ticket {ticket_id} with something unexpected")
+        return _to_note(data)
+
+    async def find_note(self, ticket_id: str, marker: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> PsaNote | None:
+        """The newest note whose text contains `marker`, paging through the ticket's notes newest first."""
+        params = {"orderBy": "id desc"}
+        async for note in self._paged(f"{self._ticket_path(ticket_id)}/notes", params, page_size):
+            if marker in str(note.get("text") or ""):
+                return _to_note(note)
+        return None
+
+    async def update_status(self, ticket_id: str, status_id: int) -> None:
+        """PATCH the ticket's status; the caller re-reads the ticket, since workflow rules may revert it."""
+        # Path `status` with an object value: the guide warns a nested `status/id` path may answer
+        # 200 without changing anything.
+        patch = [{"op": "replace", "path": "status", "value": {"id": int(status_id)}}]
+        await self.request("PATCH", self._ticket_path(ticket_id), json=patch)
+
+    async def list_statuses(self, ticket: PsaTicket) -> list[PsaStatus]:
+        """The statuses of the ticket's board (CW statuses belong to boards)."""
+        if ticket.board_id is None:
+            raise PsaRejected(f"ConnectWise ticket {ticket.id} has no board, so it has no statuses to choose from")
+        return await self.board_statuses(ticket.board_id)
+
+    async def board_statuses(self, board_id: int, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[PsaStatus]:
+        """All statuses of a service board, following CW's paging."""
+        statuses = []
+        async for item in self._paged(f"service/boards/{int(board_id)}/statuses", {}, page_size):
+            if isinstance(item.get("id"), int):
+                statuses.append(
+                    PsaStatus(
+                        id=item["id"],
+                        name=str(item.get("name") or ""),
+                        closed=bool(item.get("closedStatus")),
+                        inactive=bool(item.get("inactive")),
+                    )
+                )
+        return statuses

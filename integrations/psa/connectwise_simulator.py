@@ -1,0 +1,398 @@
+"""An in-memory ConnectWise Manage stand-in (ASGI) for tests and the local demo.
+
+It answers the few routes the write-back uses the way ConnectWise does, including its traps: a PATCH
+with the nested path `status/id` answers 200 and changes nothing. Switches inject rate limits,
+failures after a note is stored, ignored status changes and slow answers. Control routes under
+`/_simulator/` need no auth: bind it to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import os
+import re
+import secrets
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+CODEBASE = "v4_6_release/"
+API_PREFIX = f"/{CODEBASE}apis/3.0"
+CW_DEFAULT_PAGE_SIZE = 25
+CW_MAX_PAGE_SIZE = 1000
+_PATH_PARAM = re.compile(r"\{[a-z_]+:int\}")
+SEED_STATUSES = [(16, "New", False), (17, "In Progress", False), (42, "Resolved", True), (57, "Escalated", False),
+                 (60, "Closed", True)]
+
+
+@dataclass
+class SimulatorCredentials:
+    """The one API member (and clientId) the simulator accepts."""
+
+    company_id: str
+    public_key: str
+    private_key: str
+    client_id: str
+
+    def __repr__(self) -> str:
+        return (f"SimulatorCredentials(company_id={self.company_id!r}, public_key={self.public_key!r}, "
+                f"private_key='***', client_id={self.client_id!r})")
+
+
+@dataclass
+class SimulatorSwitches:
+    """Faults to inject; counters count down as calls consume them."""
+
+    ignore_status_change: bool = False  # a status PATCH answers 200 but is not applied (a workflow rule)
+    rate_limit_next: int = 0  # the next N API calls answer 429
+    retry_after_s: int = 1
+    fail_after_note_store_next: int = 0  # the next N note POSTs store the note, then answer 500
+    delay_s: float = 0.0  # sleep before answering any ConnectWise route
+
+
+@dataclass
+class RecordedRequest:
+    """One request the simulator received (headers lower-cased)."""
+
+    method: str
+    route: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any = None
+    status: int | None = None
+
+
+class SimulatorState:
+    """Tickets, boards, notes, switches and the request log of one simulated site."""
+
+    def __init__(self) -> None:
+        self.switches = SimulatorSwitches()
+        self.boards: dict[int, dict[str, Any]] = {}
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self._notes: dict[int, list[dict[str, Any]]] = {}
+        self._next_note_id = 1
+        self.requests: list[RecordedRequest] = []
+        self.add_board(1, "Service Board")
+        for sid, name, closed in SEED_STATUSES:
+            self.add_status(1, sid, name, closed=closed)
+        self.add_ticket(48291, "Outlook prompts for password after M365 migration", status_id=16)
+        self.add_ticket(48292, "Printer on 3rd floor offline", status_id=17)
+        self.add_ticket(48293, "New starter needs VPN access", status_id=16)
+
+    def add_board(self, board_id: int, name: str) -> None:
+        """Add an empty service board."""
+        self.boards[board_id] = {"id": board_id, "name": name, "statuses": {}}
+
+    def add_status(self, board_id: int, status_id: int, name: str, *, closed: bool = False,
+                   inactive: bool = False) -> None:
+        """Add a status to a board."""
+        self.boards[board_id]["statuses"][status_id] = {
+            "id": status_id, "name": name, "board": {"id": board_id}, "closedStatus": closed, "inactive": inactive,
+        }
+
+    def add_ticket(self, ticket_id: int, summary: str, *, status_id: int, board_id: int = 1) -> None:
+        """Add a ticket on a board."""
+        self.tickets[ticket_id] = {"id": ticket_id, "summary": summary, "board_id": board_id, "status_id": status_id}
+        self._notes.setdefault(ticket_id, [])
+
+    def set_status(self, ticket_id: int, status_id: int) -> None:
+        """Change a ticket's status behind the API's back (what a workflow rule or a person would do)."""
+        ticket = self.tickets[ticket_id]
+        if status_id not in self.boards[ticket["board_id"]]["statuses"]:
+            raise ValueError(f"status {status_id} is not on board {ticket['board_id']}")
+        ticket["status_id"] = status_id
+
+    def notes(self, ticket_id: int) -> list[dict[str, Any]]:
+        """The notes stored on a ticket, oldest first."""
+        return list(self._notes.get(ticket_id, []))
+
+    def add_note(self, ticket_id: int, text: str, flags: dict[str, bool]) -> dict[str, Any]:
+        """Store a note as the API would."""
+        note = {
+            "id": self._next_note_id, "ticketId": ticket_id, "text": text, **flags,
+            "dateCreated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "createdBy": "api-member",
+        }
+        self._next_note_id += 1
+        self._notes.setdefault(ticket_id, []).append(note)
+        return dict(note)
+
+    def requests_to(self, route: str) -> list[RecordedRequest]:
+        """Requests received for a route, e.g. `POST service/tickets/{id}/notes`."""
+        return [r for r in self.requests if r.route == route]
+
+    def route_counts(self) -> dict[str, int]:
+        """How many requests each route received."""
+        return dict(Counter(r.route for r in self.requests))
+
+    def ticket_json(self, ticket_id: int) -> dict[str, Any]:
+        """A ticket as CW's `service/tickets/{id}` shows it (the fields the write-back reads)."""
+        t = self.tickets[ticket_id]
+        board = self.boards[t["board_id"]]
+        status = board["statuses"].get(t["status_id"], {"name": None})
+        return {
+            "id": t["id"], "summary": t["summary"],
+            "board": {"id": board["id"], "name": board["name"]},
+            "status": {"id": t["status_id"], "name": status["name"]},
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Tickets with note counts, switches and request counts, for `/_simulator/state`."""
+        return {
+            "tickets": {
+                str(tid): {**self.ticket_json(tid), "note_count": len(self._notes.get(tid, []))} for tid in self.tickets
+            },
+            "switches": asdict(self.switches),
+            "requests": self.route_counts(),
+        }
+
+
+def cw_error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answer in ConnectWise's shape."""
+    body = {"code": code, "message": message, **({"errors": errors} if errors else {})}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _invalid(field_name: str, message: str, resource: str = "ticket") -> JSONResponse:
+    return cw_error(400, "InvalidObject", f"{resource} object is invalid",
+                    [{"code": "InvalidObject", "message": message, "resource": resource, "field": field_name}])
+
+
+def _paged(request: Request, items: list[dict[str, Any]]) -> Response:
+    """One page of `items` with CW's `Link` header (rel next/last, and first/prev after page 1)."""
+    try:
+        page = int(request.query_params.get("page", "1"))
+        size = int(request.query_params.get("pageSize", str(CW_DEFAULT_PAGE_SIZE)))
+    except ValueError:
+        return cw_error(400, "InvalidObject", "page and pageSize must be integers")
+    if page < 1 or size < 1:
+        return cw_error(400, "InvalidObject", "page and pageSize must be positive")
+    size = min(size, CW_MAX_PAGE_SIZE)
+    last = max(1, -(-len(items) // size))
+    links = []
+
+    def link(n: int, rel: str) -> str:
+        return f'<{request.url.include_query_params(page=n, pageSize=size)}>; rel="{rel}"'
+
+    if page < last:
+        links += [link(page + 1, "next"), link(last, "last")]
+    if page > 1:
+        links += [link(page - 1, "prev"), link(1, "first")]
+    headers = {"Link": ", ".join(links)} if links else None
+    return JSONResponse(items[(page - 1) * size : page * size], headers=headers)
+
+
+def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState | None = None) -> Starlette:
+    """The simulator as a Starlette app serving one company's site."""
+    st = state if state is not None else SimulatorState()
+    expected_auth = f"{credentials.company_id}+{credentials.public_key}:{credentials.private_key}"
+
+    async def record(request: Request, route: str) -> RecordedRequest:
+        try:
+            body = await request.json() if await request.body() else None
+        except ValueError:
+            body = None
+        entry = RecordedRequest(request.method, route, request.url.path, dict(request.query_params),
+                                {k.lower(): v for k, v in request.headers.items()}, body)
+        st.requests.append(entry)
+        if st.switches.delay_s > 0:
+            await asyncio.sleep(st.switches.delay_s)
+        return entry
+
+    def gate(request: Request) -> Response | None:
+        """Rate limit, Basic auth, clientId: what every API call goes through first."""
+        sw = st.switches
+        if sw.rate_limit_next > 0:
+            sw.rate_limit_next -= 1
+            return cw_error(429, "TooManyRequests", "Too many requests, please retry later",
+                            headers={"Retry-After": str(sw.retry_after_s)})
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            supplied = base64.b64decode(token, validate=True).decode() if scheme.lower() == "basic" else ""
+        except (binascii.Error, UnicodeDecodeError):
+            supplied = ""
+        if not secrets.compare_digest(supplied.encode(), expected_auth.encode()):
+            return cw_error(401, "Unauthorized", "Authentication failed: the company, public key or private key "
+                            "is not valid")
+        if not request.headers.get("clientid"):
+            return cw_error(400, "InvalidObject", "clientId header is required: register one at "
+                            "https://developer.connectwise.com/ClientID")
+        return None
+
+    def api(method: str, path: str, handler: Any) -> Route:
+        route = f"{method} {_PATH_PARAM.sub('{id}', path)}"  # e.g. "GET service/tickets/{id}"
+
+        async def endpoint(request: Request) -> Response:
+            entry = await record(request, route)
+            response = gate(request)
+            tid = request.path_params.get("ticket_id")
+            if response is None and tid is not None and tid not in st.tickets:
+                response = cw_error(404, "NotFound", f"Ticket with id {tid} was not found")
+            if response is None:
+                response = await handler(request, entry.body)
+            entry.status = response.status_code
+            return response
+
+        return Route(f"{API_PREFIX}/{path}", endpoint, methods=[method])
+
+    async def company_info(request: Request) -> Response:
+        await record(request, "GET login/companyinfo")
+        company = request.path_params["company_id"]
+        if company.lower() != credentials.company_id.lower():
+            return cw_error(404, "NotFound", f"Company {company} was not found")
+        return JSONResponse({
+            "CompanyName": f"{credentials.company_id} (simulated)", "Codebase": CODEBASE, "VersionCode": "v2022.1",
+            "VersionNumber": "v2022.1.93440", "CompanyID": company, "IsCloud": False,
+            "SiteUrl": request.url.netloc,
+        })
+
+    async def system_info(request: Request, body: Any) -> Response:
+        return JSONResponse({"version": "v2022.1.93440", "isCloud": False, "serverTimeZone": "UTC"})
+
+    async def get_ticket(request: Request, body: Any) -> Response:
+        return JSONResponse(st.ticket_json(request.path_params["ticket_id"]))
+
+    async def patch_ticket(request: Request, body: Any) -> Response:
+        tid = request.path_params["ticket_id"]
+        if not isinstance(body, list) or not body:
+            return cw_error(400, "InvalidObject", "A JSON Patch array of operations is required")
+        ticket = st.tickets[tid]
+        statuses = st.boards[ticket["board_id"]]["statuses"]
+        for op in body:
+            if not isinstance(op, dict) or op.get("op") not in ("replace", "add") or "value" not in op:
+                return cw_error(400, "InvalidObject", "Each operation needs op (replace/add), path and value")
+            path = str(op.get("path", "")).strip("/")
+            value = op["value"]
+            if path == "status":
+                sid = value.get("id") if isinstance(value, dict) else None
+                if not isinstance(sid, int) or sid not in statuses:
+                    return _invalid("status", "Ticket status is invalid")
+                if not st.switches.ignore_status_change:
+                    ticket["status_id"] = sid
+            elif path in ("status/id", "status/name"):
+                continue  # the trap ConnectWise documents: nested paths answer 200 and change nothing
+            elif path == "summary" and isinstance(value, str) and value.strip():
+                ticket["summary"] = value[:100]
+            else:
+                return _invalid(path or "path", f"Cannot update {path or 'an empty path'}")
+        return JSONResponse(st.ticket_json(tid))
+
+    async def list_notes(request: Request, body: Any) -> Response:
+        tid = request.path_params["ticket_id"]
+        order = " ".join(request.query_params.get("orderBy", "id asc").lower().split())
+        if order not in ("id", "id asc", "id desc"):
+            return cw_error(400, "InvalidObject", f"orderBy {order!r} is not supported by the simulator")
+        notes = st.notes(tid)
+        return _paged(request, notes[::-1] if order == "id desc" else notes)
+
+    async def post_note(request: Request, body: Any) -> Response:
+        tid = request.path_params["ticket_id"]
+        if not isinstance(body, dict):
+            return cw_error(400, "InvalidObject", "A JSON object is required")
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return _invalid("text", "Text is required", "serviceNote")
+        flags = {f: body.get(f) is True for f in ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")}
+        if sum(flags.values()) != 1:
+            return _invalid("detailDescriptionFlag", "Exactly one of detailDescriptionFlag, internalAnalysisFlag "
+                            "and resolutionFlag must be true", "serviceNote")
+        note = st.add_note(tid, text, flags)
+        if st.switches.fail_after_note_store_next > 0:
+            st.switches.fail_after_note_store_next -= 1
+            return cw_error(500, "UnexpectedError", "An unexpected error has occurred")
+        return JSONResponse(note, status_code=201)
+
+    async def board_statuses(request: Request, body: Any) -> Response:
+        board = st.boards.get(int(request.path_params["board_id"]))
+        if board is None:
+            return cw_error(404, "NotFound", f"Board with id {request.path_params['board_id']} was not found")
+        return _paged(request, sorted(board["statuses"].values(), key=lambda s: s["id"]))
+
+    async def control_state(request: Request) -> Response:
+        return JSONResponse(st.snapshot())
+
+    async def control_status(request: Request) -> Response:
+        tid = int(request.path_params["ticket_id"])
+        try:
+            body = await request.json()
+            st.set_status(tid, int(body["status_id"]))
+        except KeyError:
+            return JSONResponse({"error": f"no ticket {tid} or no status_id given"}, status_code=404)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(st.ticket_json(tid))
+
+    async def control_switches(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        known = {f.name for f in fields(SimulatorSwitches)}
+        if not isinstance(body, dict) or not set(body) <= known:
+            return JSONResponse({"error": f"a JSON object with keys among {sorted(known)}"}, status_code=400)
+        for name, value in body.items():
+            kind = type(getattr(SimulatorSwitches(), name))
+            # bool is an int in Python, so check it apart; ints are fine where a float is expected.
+            accepted = isinstance(value, bool) if kind is bool else (
+                not isinstance(value, bool) and isinstance(value, int if kind is int else int | float))
+            if not accepted:
+                return JSONResponse({"error": f"{name} must be a {kind.__name__}"}, status_code=400)
+            setattr(st.switches, name, kind(value))
+        return JSONResponse(asdict(st.switches))
+
+    async def control_notes(request: Request) -> Response:
+        tid = request.path_params["ticket_id"]
+        if tid not in st.tickets:
+            return JSONResponse({"error": f"no ticket {tid}"}, status_code=404)
+        return JSONResponse(st.notes(tid))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return cw_error(404, "NotFound", f"No route matches {request.url.path}")
+
+    routes = [
+        Route("/login/companyinfo/{company_id}", company_info),
+        api("GET", "system/info", system_info),
+        api("GET", "service/tickets/{ticket_id:int}", get_ticket),
+        api("PATCH", "service/tickets/{ticket_id:int}", patch_ticket),
+        api("GET", "service/tickets/{ticket_id:int}/notes", list_notes),
+        api("POST", "service/tickets/{ticket_id:int}/notes", post_note),
+        api("GET", "service/boards/{board_id:int}/statuses", board_statuses),
+        Route("/_simulator/state", control_state),
+        Route("/_simulator/tickets/{ticket_id:int}/status", control_status, methods=["POST"]),
+        Route("/_simulator/switches", control_switches, methods=["POST"]),
+        Route("/_simulator/tickets/{ticket_id:int}/notes", control_notes),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the simulator under uvicorn; credentials come from flags or CW_SIM_* environment variables."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    for flag in ("company-id", "public-key", "private-key", "client-id"):
+        env = f"CW_SIM_{flag.upper().replace('-', '_')}"
+        # Required unless the environment supplies it: no credential has a default value here.
+        value = os.environ.get(env) or None
+        parser.add_argument(f"--{flag}", default=value, required=value is None, help=f"or ${env}")
+    args = parser.parse_args(argv)
+    creds = SimulatorCredentials(args.company_id, args.public_key, args.private_key, args.client_id)
+    print(f"ConnectWise simulator for company {creds.company_id!r} on http://{args.host}:{args.port} "
+          f"(state at /_simulator/state)", flush=True)
+    uvicorn.run(build_simulator_app(creds), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

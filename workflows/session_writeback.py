@@ -1,0 +1,143 @@
+"""The PSA write-back steps of `TroubleshootingSessionWorkflow`: post once, change the status, verify, watch.
+
+Workflow code (deterministic): every PSA call and write is an activity. A failure after the note is
+posted leaves the write-back open with its note id, so posting again only retries the status change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts.ai_session import CloseInput, SessionControl
+    from workflows.contracts.common import REJECT_NOT_FOUND, REJECT_UPSTREAM, reject
+    from workflows.contracts.psa import (
+        BEGIN_WRITEBACK,
+        CHANGE_STATUS,
+        COMPLETE_WRITEBACK,
+        NOTE_POSTED,
+        NOTE_VISIBILITY,
+        POST_NOTE,
+        PSA_NOT_FOUND,
+        READ_TICKET,
+        RECORD_RECHECK,
+        STATUS_CHECKED,
+        BeginWritebackInput,
+        ChangeStatusInput,
+        CompleteWritebackInput,
+        DriftRecorded,
+        NotePostedInput,
+        PostNoteInput,
+        PsaCloseResult,
+        RecheckResult,
+        StatusChange,
+        StatusCheckedInput,
+        StatusRecheck,
+        TicketFacts,
+        TicketRef,
+    )
+
+
+def psa_failure(exc: ActivityError, provider: str, doing: str) -> str:
+    """What the engineer is told when a PSA activity finally failed (the provider's own message when it gave one)."""
+    cause = exc.cause
+    if isinstance(cause, TimeoutError):
+        return f"{provider} did not answer in time while {doing}; post again (nothing is posted twice)"
+    if isinstance(cause, ApplicationError):
+        return f"{provider} refused {doing}: {cause.message}"
+    return f"{provider} failed while {doing}: {cause or exc}"
+
+
+async def read_ticket_for_intake(ticket: TicketRef) -> TicketFacts:
+    """The ticket a session opens from (404 with the provider's message when it does not exist)."""
+    try:
+        return await READ_TICKET(ticket, summary=f"read ticket {ticket.ticket_id}")
+    except ActivityError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == PSA_NOT_FOUND:
+            raise reject(REJECT_NOT_FOUND, f"The PSA has no ticket {ticket.ticket_id}: {cause.message}") from exc
+        raise reject(REJECT_UPSTREAM, psa_failure(exc, "The PSA", f"reading ticket {ticket.ticket_id}")) from exc
+
+
+async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseResult, StatusRecheck | None]:
+    """Post the document to the ticket, set and verify the target status, then close the session."""
+    plan = await BEGIN_WRITEBACK(BeginWritebackInput(session_id=state.id, kind=inp.kind, markdown=inp.markdown,
+                                                     by_user_id=inp.by_user_id, at=workflow.now()))
+    provider, ticket_id = plan.provider_name, plan.ticket.ticket_id
+    note_id = plan.note_id
+    if note_id is None:
+        try:
+            posted = await POST_NOTE(PostNoteInput(ticket=plan.ticket, text=inp.markdown,
+                                                   visibility=NOTE_VISIBILITY[inp.kind], marker=plan.marker,
+                                                   search_first=plan.attempts > 1),
+                                     summary=f"post the {inp.kind.replace('_', ' ')} to ticket {ticket_id}")
+        except ActivityError as exc:
+            raise reject(REJECT_UPSTREAM, psa_failure(exc, provider, f"the note on ticket {ticket_id}")) from exc
+        await NOTE_POSTED(NotePostedInput(writeback_id=plan.writeback_id, note_id=posted.note_id,
+                                          reused=posted.reused, at=workflow.now()))
+        note_id = posted.note_id
+    verified: TicketFacts | None = None
+    if plan.target_status_id is not None:
+        verified = await _set_status(plan.writeback_id, plan.ticket, plan.target_status_id, provider, note_id,
+                                     state.status)
+    recheck_at = workflow.now() + timedelta(seconds=plan.recheck_after_s) if verified else None
+    closed = await COMPLETE_WRITEBACK(CompleteWritebackInput(
+        writeback_id=plan.writeback_id, session_id=state.id, kind=inp.kind, markdown=inp.markdown,
+        by_user_id=inp.by_user_id, recheck_at=recheck_at, at=workflow.now()))
+    result = PsaCloseResult(
+        outcome="resolved" if inp.kind == "resolution_note" else "escalated", session_status=closed.session_status,
+        state_version=closed.state_version, external_id=note_id,
+        verified_status_id=verified.status_id if verified else None,
+        verified_status_name=verified.status_name if verified else None,
+        status_transition_skipped_reason=plan.skipped_reason,
+    )
+    recheck = None
+    if verified is not None and recheck_at is not None and verified.status_id is not None:
+        recheck = StatusRecheck(writeback_id=plan.writeback_id, ticket=plan.ticket,
+                                expected_status_id=verified.status_id, expected_status_name=verified.status_name,
+                                due_at=recheck_at)
+    return result, recheck
+
+
+async def _set_status(writeback_id: uuid.UUID, ticket: TicketRef, target: int, provider: str, note_id: str,
+                      session_status: str) -> TicketFacts:
+    """Change the status and re-read the ticket; anything but the target is a 502 that says 'did not verify'."""
+    stays = (f"The note was posted (id {note_id}); the session stays {session_status}. Post again to retry the "
+             "status change (the note is not posted twice), or set the status in the PSA.")
+    try:
+        await CHANGE_STATUS(ChangeStatusInput(ticket=ticket, status_id=target),
+                            summary=f"set ticket {ticket.ticket_id} to status {target}")
+        found = await READ_TICKET(ticket, summary=f"verify ticket {ticket.ticket_id}'s status")
+    except ActivityError as exc:
+        detail = f"{psa_failure(exc, provider, f'the status change of ticket {ticket.ticket_id}')}. {stays}"
+        await _status_checked(writeback_id, "did_not_verify", None, None, detail)
+        raise reject(REJECT_UPSTREAM, detail) from exc
+    if found.status_id != target:
+        detail = (f"{provider} answered the status change of ticket {ticket.ticket_id} but it did not verify: the "
+                  f"ticket is at '{found.status_name}' ({found.status_id}), not status {target}. {stays}")
+        await _status_checked(writeback_id, "did_not_verify", found.status_id, found.status_name, detail)
+        raise reject(REJECT_UPSTREAM, detail)
+    await _status_checked(writeback_id, "verified", found.status_id, found.status_name, None)
+    return found
+
+
+async def _status_checked(writeback_id: uuid.UUID, outcome: StatusChange, status_id: int | None,
+                          status_name: str | None, error: str | None) -> None:
+    await STATUS_CHECKED(StatusCheckedInput(writeback_id=writeback_id, outcome=outcome, status_id=status_id,
+                                            status_name=status_name, error=error, at=workflow.now()))
+
+
+async def recheck_status(recheck: StatusRecheck) -> DriftRecorded:
+    """Re-read a verified status and record it; a failed read is recorded, never reported as drift."""
+    try:
+        found = await READ_TICKET(recheck.ticket, summary=f"re-read ticket {recheck.ticket.ticket_id}'s status")
+        result = RecheckResult(writeback_id=recheck.writeback_id, status_id=found.status_id,
+                               status_name=found.status_name, at=workflow.now())
+    except ActivityError as exc:
+        result = RecheckResult(writeback_id=recheck.writeback_id, at=workflow.now(),
+                               error=psa_failure(exc, "The PSA", "the status re-read"))
+    return await RECORD_RECHECK(result)
