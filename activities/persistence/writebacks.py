@@ -93,6 +93,8 @@ class WritebackPersistence:
             preferences = await AccountRepository(session).get_preferences(owner.account_id)
             target = preferences.get(TARGET_STATUS_PREFERENCE[inp.kind])
             target_id = target if isinstance(target, int) and not isinstance(target, bool) else None
+            target = {"target_status_id": target_id,
+                      "status_skipped_reason": None if target_id else skipped_reason(inp.kind)}
             writebacks = PsaWritebackRepository(session)
             row = await writebacks.open_for_update(inp.session_id, inp.kind)
             if row is None:
@@ -100,16 +102,13 @@ class WritebackPersistence:
                     id=uuid.uuid4(), account_id=owner.account_id, session_id=owner.id, connection_id=connection.id,
                     provider=connection.provider, ticket_id=owner.psa_ticket_id, kind=inp.kind,
                     note_type=NOTE_VISIBILITY[inp.kind], state="pending", markdown=inp.markdown, attempts=1,
-                    posted_by_user_id=inp.by_user_id, note_reused=False,
+                    posted_by_user_id=inp.by_user_id, note_reused=False, **target,
                 ))
             else:
                 # Another attempt: the text only changes while no note is known to be posted.
-                values: dict[str, Any] = {"attempts": row.attempts + 1, "posted_by_user_id": inp.by_user_id}
-                if row.state == "pending":
-                    values["markdown"] = inp.markdown
-                row = await writebacks.change(row.id, **values)
-            row = await writebacks.change(row.id, target_status_id=target_id,
-                                          status_skipped_reason=None if target_id else skipped_reason(inp.kind))
+                text = {"markdown": inp.markdown} if row.state == "pending" else {}
+                row = await writebacks.change(row.id, attempts=row.attempts + 1, posted_by_user_id=inp.by_user_id,
+                                              **target, **text)
             after = (stored_durations([preferences.get(STATUS_RECHECK_PREFERENCE)])
                      or [DEFAULT_STATUS_RECHECK_AFTER])[0]
             return WritebackPlan(
@@ -124,15 +123,16 @@ class WritebackPersistence:
     async def note_posted(self, inp: NotePostedInput) -> None:
         """Record the note's PSA id: from now on a retry never posts again."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
-            await _writebacks(session).change(inp.writeback_id, state="note_posted", external_note_id=inp.note_id,
-                                              note_reused=inp.reused, note_posted_at=inp.at, last_error=None)
+            await PsaWritebackRepository(session).change(
+                inp.writeback_id, state="note_posted", external_note_id=inp.note_id, note_reused=inp.reused,
+                note_posted_at=inp.at, last_error=None)
 
     @activity.defn(name=STATUS_CHECKED.name)
     async def status_checked(self, inp: StatusCheckedInput) -> None:
         """Record whether the status change verified (and what the ticket showed)."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             verified = inp.outcome == "verified"
-            await _writebacks(session).change(
+            await PsaWritebackRepository(session).change(
                 inp.writeback_id, status_change=inp.outcome, verified_status_id=inp.status_id if verified else None,
                 verified_status_name=inp.status_name if verified else None, verified_at=inp.at if verified else None,
                 last_error=inp.error,
@@ -142,17 +142,14 @@ class WritebackPersistence:
     async def complete_writeback(self, inp: CompleteWritebackInput) -> SessionClosed:
         """Store the document on the session, close it, and mark the write-back completed (one transaction)."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
-            await _locked_session(session, inp.session_id)
-            writebacks = _writebacks(session)
+            owner = await _locked_session(session, inp.session_id)
+            writebacks = PsaWritebackRepository(session)
             row = await writebacks.get(inp.writeback_id)
-            sessions = AiSessionRepository(session)
             if row is not None and row.state == "completed":  # a retry after the first attempt committed
-                owner = await _locked_session(session, inp.session_id)
                 return SessionClosed(session_status=owner.status, state_version=owner.state_version)
-            version = await sessions.close(inp.session_id, kind=inp.kind, markdown=inp.markdown,
-                                           by_user_id=inp.by_user_id, at=inp.at)
+            version = await AiSessionRepository(session).close(inp.session_id, kind=inp.kind, markdown=inp.markdown,
+                                                               by_user_id=inp.by_user_id, at=inp.at)
             if version is None:
-                owner = await _locked_session(session, inp.session_id)
                 raise reject(REJECT_CONFLICT, f"This session is already {owner.status}")
             skipped = {"status_change": "skipped"} if row is not None and row.target_status_id is None else {}
             await writebacks.change(inp.writeback_id, state="completed", completed_at=inp.at,
@@ -164,7 +161,7 @@ class WritebackPersistence:
     async def status_rechecked(self, inp: RecheckResult) -> DriftRecorded:
         """Record the re-read; when the status moved, notify who posted (once)."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
-            writebacks = _writebacks(session)
+            writebacks = PsaWritebackRepository(session)
             row = await writebacks.get(inp.writeback_id)
             if row is None:
                 raise reject(REJECT_NOT_FOUND, f"write-back {inp.writeback_id} no longer exists")
@@ -202,10 +199,6 @@ async def _notify_drift(session: AsyncSession, row: PsaWriteback) -> DriftRecord
     )
     return DriftRecorded(drifted=True, notification_id=note.id,
                          email_to=user.email if note.email_status != "sent" else None, subject=note.title, body=body)
-
-
-def _writebacks(session: AsyncSession) -> PsaWritebackRepository:
-    return PsaWritebackRepository(session)
 
 
 async def _locked_session(session: AsyncSession, session_id: uuid.UUID) -> AiSession:
