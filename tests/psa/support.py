@@ -31,13 +31,17 @@ class Desk:
     sim: SimulatorHandle
 
 
+def connection_body(sim: SimulatorHandle, **overrides: Any) -> dict[str, Any]:
+    """The POST /psa/connections body for the simulator (fields overridable, e.g. a wrong private_key)."""
+    c = sim.credentials
+    return {"provider": "connectwise", "site_url": sim.url, "company_id": c.company_id,
+            "public_key": c.public_key, "private_key": c.private_key, "client_id": c.client_id, **overrides}
+
+
 async def connect(client: AsyncClient, headers: dict[str, str], sim: SimulatorHandle,
                   **overrides: Any) -> Response:
-    """POST /psa/connections for the simulator (fields overridable, e.g. a wrong private_key)."""
-    c = sim.credentials
-    body = {"provider": "connectwise", "site_url": sim.url, "company_id": c.company_id,
-            "public_key": c.public_key, "private_key": c.private_key, "client_id": c.client_id, **overrides}
-    return await client.post(CONNECTIONS, headers=headers, json=body)
+    """POST /psa/connections for the simulator."""
+    return await client.post(CONNECTIONS, headers=headers, json=connection_body(sim, **overrides))
 
 
 async def make_desk(client: AsyncClient, db: AsyncSession, sim: SimulatorHandle, **connection: Any) -> Desk:

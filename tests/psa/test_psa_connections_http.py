@@ -18,7 +18,7 @@ from db.models import PsaConnection
 from services.psa_connections import PsaConnections
 from tests.helpers import add_member, make_user
 from tests.psa.cw_simulator import SimulatorHandle
-from tests.psa.support import CONNECTIONS, connect
+from tests.psa.support import CONNECTIONS, connect, connection_body
 from tests.stack import free_port
 
 
@@ -114,9 +114,7 @@ async def test_roles_tenancy_duplicates_and_delete(client: AsyncClient, db: Asyn
 ])
 async def test_bad_connection_bodies_are_422(client: AsyncClient, admin: dict[str, str], cw_sim: SimulatorHandle,
                                              override: dict[str, object]) -> None:
-    c = cw_sim.credentials
-    body = {"provider": "connectwise", "site_url": cw_sim.url, "company_id": c.company_id,
-            "public_key": c.public_key, "private_key": c.private_key, "client_id": c.client_id, **override}
+    body = connection_body(cw_sim, **override)
     # json.dumps escapes a lone surrogate as \ud800, as a hostile client would send it.
     resp = await client.post(CONNECTIONS, headers={**admin, "Content-Type": "application/json"},
                              content=json.dumps(body))
