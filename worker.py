@@ -22,11 +22,12 @@ log = logging.getLogger("worker")
 
 def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None = None) -> Worker:
     """A worker on `task_queue` (default: the configured one) with everything registered."""
+    queue = task_queue or deps.settings.temporal_task_queue
     return Worker(
         client,
-        task_queue=task_queue or deps.settings.temporal_task_queue,
+        task_queue=queue,
         workflows=ALL_WORKFLOWS,
-        activities=build_activities(deps),
+        activities=build_activities(deps, client, task_queue=queue),
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_cached_workflows=deps.settings.worker_max_cached_workflows,
         # The default (5 pollers, one of them on the shared queue) starves the first task of new

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.session_bundle import chat_context, session_bundle
 from db.repositories.ai_sessions import SessionDocumentRepository
+from db.repositories.handoffs import HandoffRepository
 from db.repositories.llm_usage import LlmUsageRepository
 from integrations.llm.base import LlmError, LlmProvider, LlmResult, LlmUsageReport, Operation
 from integrations.llm.pricing import estimate_cost
@@ -27,6 +28,7 @@ from workflows.contracts.ai_session import (
     DocumentResult,
     SessionReplyInput,
 )
+from workflows.contracts.handoff import LLM_HANDOFF_ASSESSMENT_FOR, AssessmentRequest
 from workflows.contracts.llm import (
     LLM_CHAT_REPLY,
     LLM_CLASSIFY_INTAKE,
@@ -88,6 +90,20 @@ class LlmActivities:
         """The AI assessment shown to the senior who claims a handoff."""
         return await self._run("handoff_assessment", data.context, lambda: self.provider.handoff_assessment(data))
 
+    @activity.defn(name=LLM_HANDOFF_ASSESSMENT_FOR)
+    async def handoff_assessment_for(self, data: AssessmentRequest) -> HandoffAssessment:
+        """The assessment of a handoff, written from its session and notes read by id (no transcript in history)."""
+        async with self._session_factory() as session:
+            handoff = await HandoffRepository(session).get(data.handoff_id)
+            try:
+                if handoff is None:
+                    raise LookupError(f"Handoff {data.handoff_id} does not exist")
+                bundle, _ = await session_bundle(session, handoff.session_id, data.context)
+            except LookupError as exc:
+                raise ApplicationError(str(exc), type="LlmBadInput", non_retryable=True) from exc
+        bundle = bundle.model_copy(update={"engineer_notes": handoff.engineer_notes or None})
+        return await self._run("handoff_assessment", data.context, lambda: self.provider.handoff_assessment(bundle))
+
     @activity.defn(name=LLM_SESSION_REPLY)
     async def session_reply(self, data: SessionReplyInput) -> ChatReply:
         """The assistant's reply in an AI session, from the transcript and active fix read by id."""
@@ -131,7 +147,8 @@ class LlmActivities:
     def all(self) -> list[Callable[..., Awaitable[BaseModel]]]:
         """Every activity method, for the worker."""
         return [self.classify_intake, self.next_walk_node, self.chat_reply, self.resolution_note,
-                self.escalation_package, self.handoff_assessment, self.session_reply, self.session_document]
+                self.escalation_package, self.handoff_assessment, self.handoff_assessment_for, self.session_reply,
+                self.session_document]
 
     async def _run(
         self, operation: Operation, context: LlmCallContext, call: Callable[[], Awaitable[LlmResult[T]]]

@@ -13,7 +13,14 @@ from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
 from db.repositories.notifications import NotificationRepository
-from workflows.contracts.notify import NOTIFY_EMAIL_NOTIFICATION, NOTIFY_SEND_EMAIL, EmailMessage, NotificationEmail
+from workflows.contracts.notify import (
+    NOTIFY_EMAIL_NOTIFICATION,
+    NOTIFY_EMAIL_NOTIFICATIONS,
+    NOTIFY_SEND_EMAIL,
+    EmailMessage,
+    NotificationEmail,
+    NotificationEmails,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,24 @@ class NotifyActivities:
             await self._record(email, "failed", f"{type(exc).__name__}: {exc}")
             raise
         await self._record(email, "sent", None)
+
+    @activity.defn(name=NOTIFY_EMAIL_NOTIFICATIONS)
+    async def email_notifications(self, batch: NotificationEmails) -> None:
+        """Email several notifications in one activity (one event in history, not one per recipient); a retry
+        sends only those not yet sent. Raises when any failed, so Temporal retries the rest."""
+        async with self._session_factory() as session:
+            sent = await NotificationRepository(session).sent_among([e.notification_id for e in batch.emails])
+        failed = []
+        for email in batch.emails:
+            if email.notification_id in sent:
+                continue
+            try:
+                await self.email_notification(email)
+            except Exception as exc:  # recorded on the notification by email_notification
+                failed.append(f"{email.to}: {exc}")
+        if failed:
+            raise ApplicationError(f"{len(failed)} of {len(batch.emails)} emails failed: {'; '.join(failed)[:500]}",
+                                   type="EmailsFailed")
 
     async def _record(self, email: NotificationEmail, status: str, error: str | None) -> None:
         async with self._session_factory() as session, session.begin():

@@ -16,6 +16,7 @@ from api.routes import (
     ai_usage,
     auth,
     flow_proposals,
+    handoffs,
     health,
     l1,
     notifications,
@@ -25,6 +26,7 @@ from api.routes import (
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
 from db.session import engine_for, make_session_factory
+from services.escalation_stream import EscalationBus, EscalationListener
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -52,10 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.temporal = TemporalGateway(settings)
+        # One LISTEN connection per process feeds every escalation stream this process serves.
+        bus = app.state.escalation_bus = EscalationBus(settings.escalation_subscriber_queue)
+        listener = app.state.escalation_listener = EscalationListener(
+            settings.database_url or "", bus, app.state.session_factory,
+            liveness_s=settings.escalation_listener_liveness_s)
+        await listener.start()
         log.info("API ready (temporal %s, namespace %s)", settings.temporal_address, settings.temporal_namespace)
         try:
             yield
         finally:
+            await listener.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -67,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     document_idempotency(app)
     app.include_router(health.router)
-    for module in (auth, account, ai_usage, l1, flow_proposals, notifications, psa, ai_sessions,
+    # handoffs before ai_sessions: its /ai-sessions/queue and /escalations/stream must match before /{session_id}.
+    for module in (auth, account, ai_usage, l1, flow_proposals, notifications, psa, handoffs, ai_sessions,
                    suggested_fixes):
         app.include_router(module.router, prefix=API_PREFIX)
     return app

@@ -18,10 +18,12 @@ from core.security import decode_access_token
 from db.models import User
 from db.models.account import PAYING_STATUSES
 from db.repositories.ai_sessions import AiSessionRepository
+from db.repositories.handoffs import HandoffRepository
 from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from db.repositories.users import UserRepository
 from services.ai_sessions import AiSessionRef, FixCommands, FixRef, SessionCommands
+from services.handoffs import HandoffCommands, HandoffRef
 from services.psa_connections import PsaConnections
 from services.walks import WalkCommands, WalkRef
 from services.workflow_client import WorkflowClient
@@ -207,3 +209,25 @@ async def get_owned_fix(owner: OwnedAiSession, fix_id: uuid.UUID, session: Sessi
 
 
 OwnedFix = Annotated[FixRef, Depends(get_owned_fix)]
+
+
+async def get_handoff_commands(workflows: WorkflowClientDep, settings: SettingsDep) -> HandoffCommands:
+    """Typed commands on handoff workflows."""
+    return HandoffCommands(workflows, settings)
+
+
+HandoffCommandsDep = Annotated[HandoffCommands, Depends(get_handoff_commands)]
+
+
+async def get_owned_handoff(owner: OwnedAiSession, handoff_id: uuid.UUID, session: SessionDep) -> HandoffRef:
+    """The handoff named in the path when it belongs to that session (another session's handoff is a 404)."""
+    row = await HandoffRepository(session).in_session(owner.account_id, owner.id, handoff_id)
+    await session.commit()
+    if row is None:
+        raise NotFound("Handoff not found in this session")
+    return HandoffRef(id=row.id, session_id=row.session_id, account_id=row.account_id, intent=row.intent,
+                      created_by_user_id=row.created_by_user_id, claimed_by_user_id=row.claimed_by_user_id,
+                      claimed_by_name=row.claimed_by_name, claimed_at=row.claimed_at)
+
+
+OwnedHandoff = Annotated[HandoffRef, Depends(get_owned_handoff)]

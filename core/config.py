@@ -122,6 +122,24 @@ class Settings(BaseSettings):
                     "workflows stay open.",
     )
 
+    handoff_assessment_timeout_s: int = Field(
+        default=120, ge=1,
+        description="How long the AI assessment of a handoff may take, retries included; the handoff never waits "
+                    "on it, and an assessment that gives up is recorded as failed.",
+    )
+    escalation_heartbeat_s: float = Field(
+        default=25.0, gt=0, description="Seconds between heartbeat comments on the escalation stream (proxies "
+                                        "close idle connections).",
+    )
+    escalation_listener_liveness_s: float = Field(
+        default=10.0, gt=0, description="How often the API's LISTEN connection is checked with a query; a dead "
+                                        "one is replaced and the events it missed are read from Postgres.",
+    )
+    escalation_subscriber_queue: int = Field(
+        default=256, ge=1, description="Events buffered per stream subscriber; a subscriber that falls further "
+                                       "behind catches up from Postgres instead of slowing publishers.",
+    )
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         # Dev mode may construct settings without secrets (the `rflow dev` supervisor itself, `rflow migrate`,

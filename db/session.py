@@ -61,6 +61,15 @@ def engine_for(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+def asyncpg_connect_args(url: str) -> dict[str, Any]:
+    """Keyword arguments for `asyncpg.connect` from a DATABASE_URL (the same parsing the engine uses, ?host= too)."""
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+    from sqlalchemy.engine import make_url
+
+    _, kwargs = PGDialect_asyncpg().create_connect_args(make_url(to_async_url(url)))
+    return dict(kwargs)
+
+
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded attributes after commit (we return them in responses)."""
     return async_sessionmaker(engine, expire_on_commit=False)

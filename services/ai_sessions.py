@@ -40,6 +40,7 @@ from workflows.contracts.fix import (
     fix_workflow_id,
     not_appliable,
 )
+from workflows.contracts.handoff import HandoffCreated, HandoffRequest, ResumeInput, ResumeResult
 from workflows.contracts.llm import LLM_SCHEDULE_TO_CLOSE, LlmCallContext
 from workflows.contracts.psa import PSA_RESULT_TIMEOUT, PsaCloseResult
 from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_FIX_STATUS, SA_SESSION_KIND, SA_STATUS
@@ -112,6 +113,16 @@ class SessionCommands:
         self._require_closable(ref, inp.kind)
         return await self._send(ref, TroubleshootingSessionWorkflow.post_to_psa, inp, key,
                                 timeout_s=PSA_RESULT_TIMEOUT.total_seconds())
+
+    async def hand_off(self, ref: AiSessionRef, req: HandoffRequest, key: str | None) -> HandoffCreated:
+        """Park or escalate the session; its workflow records the handoff and starts the handoff's workflow."""
+        if ref.status != "active":
+            raise Conflict(f"This AI session is {ref.status}; only an active session is parked or escalated")
+        return await self._send(ref, TroubleshootingSessionWorkflow.hand_off, req, key)
+
+    async def resume(self, ref: AiSessionRef, inp: ResumeInput, key: str | None) -> ResumeResult:
+        """Make the session active again after its handoff was claimed (idempotent)."""
+        return await self._send(ref, TroubleshootingSessionWorkflow.resume, inp, key)
 
     async def preview(self, ref: AiSessionRef, kind: DocumentKind) -> DocumentResult:
         """The document for the session's current version (concurrent callers share one run and one model call)."""

@@ -64,7 +64,7 @@ def domain_error(exc: BaseException, *, what: str) -> DomainError | None:
         cause: BaseException | None = exc.cause
         while cause is not None:
             if isinstance(cause, ApplicationError) and cause.type in _ERROR_BY_TYPE:
-                return _ERROR_BY_TYPE[cause.type](cause.message)
+                return _ERROR_BY_TYPE[cause.type](_detail(cause))
             cause = cause.__cause__
         return None
     if isinstance(exc, RPCError):
@@ -75,6 +75,12 @@ def domain_error(exc: BaseException, *, what: str) -> DomainError | None:
         if exc.status in _ENGINE_DOWN:
             return EngineUnavailable(f"The workflow engine is unreachable ({exc.message}); retry shortly")
     return None
+
+
+def _detail(cause: ApplicationError) -> str | dict[str, Any]:
+    # A rejection may carry structured facts (a lost claim names the winner): the client gets them beside the message.
+    extra = cause.details[0] if cause.details else None
+    return {"message": cause.message, **extra} if isinstance(extra, dict) else cause.message
 
 
 def being_repaired(what: str, why: str) -> EngineUnavailable:

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from activities.registry import ActivityDeps
 from api.app import create_app
 from core.config import Settings
+from integrations.llm.base import LlmProvider
 from worker import build_worker
 
 
@@ -83,9 +84,10 @@ def make_stack(
     """
 
     @asynccontextmanager
-    async def stack(*, with_worker: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+    async def stack(*, with_worker: bool = True, llm: LlmProvider | None = None,
+                    **overrides: Any) -> AsyncIterator[Stack]:
         custom = settings.model_copy(update={"temporal_task_queue": f"l1-{uuid.uuid4().hex[:10]}", **overrides})
-        deps = ActivityDeps(settings=custom, session_factory=session_factory)
+        deps = ActivityDeps(settings=custom, session_factory=session_factory, llm=llm)
         app = create_app(custom)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

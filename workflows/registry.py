@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from workflows.echo import EchoWorkflow
 from workflows.fix_verification import FixVerificationWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.l1_intake import L1IntakeWorkflow
 from workflows.session_document import SessionDocumentWorkflow
 from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 from workflows.walk_session import WalkSessionWorkflow
 
 ALL_WORKFLOWS: list[type] = [EchoWorkflow, WalkSessionWorkflow, L1IntakeWorkflow, TroubleshootingSessionWorkflow,
-                             FixVerificationWorkflow, SessionDocumentWorkflow]
+                             FixVerificationWorkflow, SessionDocumentWorkflow, HandoffWorkflow]

@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.ai_session import (
@@ -41,10 +43,24 @@ with workflow.unsafe.imports_passed_through():
         summary_of,
     )
     from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, REJECT_UPSTREAM, reject
+    from workflows.contracts.handoff import (
+        CREATE_HANDOFF,
+        HANDOFF_WORKFLOW,
+        RESUME_SESSION_ROW,
+        CreateHandoffInput,
+        HandoffControl,
+        HandoffCreated,
+        HandoffInput,
+        HandoffRequest,
+        ResumeInput,
+        ResumeResult,
+        ResumeSessionRow,
+        handoff_workflow_id,
+    )
     from workflows.contracts.llm import LlmCallContext
     from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
     from workflows.contracts.psa import PsaCloseResult, StatusRecheck, TicketRef
-    from workflows.contracts.search_attributes import SA_STATUS
+    from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_STATUS
     from workflows.session_writeback import read_ticket_for_intake, recheck_status, write_back
     from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
@@ -214,6 +230,47 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
     def _validate_post(self, inp: CloseInput) -> None:
         if self._state is not None:
             _check_post(self._state, inp)
+
+    @workflow.update
+    async def hand_off(self, inp: HandoffRequest) -> HandoffCreated:
+        """Park (paused, private) or escalate (escalated, the team told) the session; its handoff gets a workflow."""
+
+        async def change(state: SessionControl) -> tuple[SessionControl, HandoffControl]:
+            created = await CREATE_HANDOFF(CreateHandoffInput(session_id=state.id, request=inp, at=workflow.now()))
+            # Abandoned on close: the handoff outlives this run (an escalated session's run ends at once).
+            await workflow.start_child_workflow(
+                HANDOFF_WORKFLOW, HandoffInput(handoff_id=created.id, account_id=state.account_id,
+                                               idle_timeout_s=inp.idle_timeout_s,
+                                               assessment_timeout_s=inp.assessment_timeout_s, state=created),
+                id=handoff_workflow_id(created.id), parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes([SearchAttributePair(SA_ACCOUNT_ID, str(state.account_id)),
+                                                         SearchAttributePair(SA_STATUS, "unclaimed")]),
+                static_summary=f"{inp.intent.capitalize()} of AI session {state.id} · {state.problem_summary[:100]}",
+            )
+            status = "escalated" if inp.intent == "escalate" else "paused"
+            return state.model_copy(update={"status": status, "last_activity_at": workflow.now()}), created
+
+        created = await self.transition(_require_active, change)
+        return HandoffCreated(handoff=created, session_status=self.current.status)
+
+    @hand_off.validator
+    def _validate_hand_off(self, inp: HandoffRequest) -> None:
+        if self._state is not None:
+            _require_active(self._state)
+
+    @workflow.update
+    async def resume(self, inp: ResumeInput) -> ResumeResult:
+        """A claimed handoff makes the session active again (idempotent; a resolved session stays resolved)."""
+
+        async def change(state: SessionControl) -> tuple[SessionControl, ResumeResult]:
+            if state.status not in ("paused", "escalated"):
+                return state, ResumeResult(session_status=state.status, resumed=False)
+            result = await RESUME_SESSION_ROW(ResumeSessionRow(session_id=state.id, handoff_id=inp.handoff_id,
+                                                               at=workflow.now()))
+            return state.model_copy(update={"status": result.session_status,
+                                            "last_activity_at": workflow.now()}), result
+
+        return await self.transition(lambda _: None, change)
 
     # --- helpers ----------------------------------------------------------------------------
 

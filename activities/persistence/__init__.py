@@ -2,7 +2,8 @@
 
 from activities.persistence.ai_sessions import SessionPersistence
 from activities.persistence.fixes import FixPersistence
+from activities.persistence.handoffs import HandoffPersistence
 from activities.persistence.walks import WalkPersistence
 from activities.persistence.writebacks import WritebackPersistence
 
-__all__ = ["FixPersistence", "SessionPersistence", "WalkPersistence", "WritebackPersistence"]
+__all__ = ["FixPersistence", "HandoffPersistence", "SessionPersistence", "WalkPersistence", "WritebackPersistence"]

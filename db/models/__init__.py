@@ -2,6 +2,7 @@
 
 from db.models.account import Account, AccountSettings, Subscription
 from db.models.ai_session import AiSession, AiSessionMessage, SessionDocument, SuggestedFix
+from db.models.handoff import EscalationEvent, SessionHandoff
 from db.models.idempotency import IdempotencyRecord
 from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1WalkNote, L1WalkSession
 from db.models.llm_usage import LlmUsage
@@ -17,6 +18,7 @@ __all__ = [
     "AccountSettings",
     "AiSession",
     "AiSessionMessage",
+    "EscalationEvent",
     "FlowProposal",
     "IdempotencyRecord",
     "InternalTicket",
@@ -30,6 +32,7 @@ __all__ = [
     "PsaConnection",
     "PsaWriteback",
     "SessionDocument",
+    "SessionHandoff",
     "Subscription",
     "SuggestedFix",
     "User",

@@ -112,6 +112,11 @@ class AiSessionRepository(AccountScopedRepository[AiSession]):
             .execution_options(populate_existing=True))
         return found
 
+    async def change(self, session_id: uuid.UUID, **values: Any) -> None:
+        """Write workflow-owned columns of one session (column expressions such as `count + 1` allowed)."""
+        await self.session.execute(update(AiSession).where(AiSession.id == session_id).values(**values)
+                                   .execution_options(synchronize_session=False))
+
     async def bump_version(self, session_id: uuid.UUID, at: datetime) -> int:
         """Count one accepted change of the session (previews are cached by the version)."""
         version = await self.session.scalar(

@@ -144,6 +144,14 @@ class NotificationRepository(AccountScopedRepository[Notification]):
         )
         return len(marked.all())
 
+    async def sent_among(self, notification_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `notification_ids` whose email already went out."""
+        if not notification_ids:
+            return set()
+        found = await self.session.scalars(select(Notification.id).where(
+            Notification.id.in_(notification_ids), Notification.email_status == "sent"))
+        return set(found.all())
+
     async def record_email(self, notification_id: uuid.UUID, status: str, error: str | None = None) -> bool:
         """Record the best-effort email's outcome (`sent`, `failed` or `skipped`); False when no such row."""
         if status not in EMAIL_STATUSES:

@@ -14,6 +14,7 @@ from core.errors import Conflict
 from db.models import Subscription, User
 from db.repositories.base import AccountScopedRepository
 
+ENGINEER_ROLES = ("engineer", "admin", "owner")
 EMAIL_TAKEN = "A user with this email already exists"
 EMAIL_CONSTRAINT = "uq_users_email"
 
@@ -108,6 +109,17 @@ class UserRepository(AccountScopedRepository[User]):
             )
         )
         return result.scalars().all()
+
+    async def engineers_in_account(self, account_id: uuid.UUID, *, except_ids: Sequence[uuid.UUID] = ()
+                                   ) -> Sequence[User]:
+        """Active, live engineers, admins and owners of the account (who is told of an escalation), but `except_ids`."""
+        query = select(User).where(
+            User.account_id == account_id, User.account_role.in_(ENGINEER_ROLES),
+            User.is_active.is_(True), User.deleted_at.is_(None),
+        )
+        if except_ids:
+            query = query.where(User.id.not_in(list(except_ids)))
+        return (await self.session.scalars(query.order_by(User.created_at, User.id))).all()
 
     async def update(self, user: User, *, account_role: str | None, is_active: bool | None) -> User:
         """Change role and/or active flag."""

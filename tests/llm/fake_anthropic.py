@@ -6,6 +6,7 @@ request it builds and the responses it parses are the SDK's own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ class Scripted:
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     timeout: bool = False
+    delay_s: float = 0.0
 
 
 class FakeAnthropic:
@@ -60,6 +62,10 @@ class FakeAnthropic:
         self.script.append(Scripted(status=status, headers=headers or {},
                                     body={"type": "error", "error": {"type": kind, "message": message}}))
 
+    def slow(self, seconds: float) -> None:
+        """Delay the next scripted answer by `seconds` (the model is slow)."""
+        self.script[-1].delay_s = seconds
+
     def hang(self) -> None:
         """Fail the next request with a read timeout."""
         self.script.append(Scripted(timeout=True))
@@ -79,6 +85,8 @@ class FakeAnthropic:
             return JSONResponse({"type": "error", "error": {"type": "api_error", "message": "no scripted reply"}},
                                 status_code=500)
         step = self.script.pop(0)
+        if step.delay_s:
+            await asyncio.sleep(step.delay_s)
         return JSONResponse(step.body, status_code=step.status, headers=step.headers)
 
     def http_client(self) -> httpx2.AsyncClient:

@@ -67,3 +67,20 @@ EMAIL_NOTIFICATION: ActivityRef[NotificationEmail, None] = ActivityRef(
                 non_retryable_error_types=["EmailRejected"]),
     local=True, schedule_to_close=timedelta(minutes=2),
 )
+NOTIFY_EMAIL_NOTIFICATIONS = "notify.email_notifications"
+
+
+class NotificationEmails(BaseModel):
+    """Several notification emails sent by one activity (an escalation tells the whole team)."""
+
+    emails: list[NotificationEmail] = Field(min_length=1)
+
+
+# A regular activity, for workflows that must stay responsive while mail goes out: a local activity's retries
+# hold the workflow task open (no update is accepted meanwhile), and one activity per recipient floods the
+# history with completions that keep invalidating the workflow task a claim is being decided in.
+EMAIL_NOTIFICATIONS: ActivityRef[NotificationEmails, None] = ActivityRef(
+    NOTIFY_EMAIL_NOTIFICATIONS, None, timedelta(minutes=2),
+    RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3),
+    schedule_to_close=timedelta(minutes=5),
+)

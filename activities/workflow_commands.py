@@ -1,0 +1,59 @@
+"""Commands one workflow sends another through the one command path (update-with-start on the entity's id).
+
+A handoff's claim must make its session active, but the session row belongs to the session's workflow: this
+activity asks that workflow, so the session never learns of a change behind its back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from core.config import Settings
+from core.errors import Conflict, DomainError, EngineUnavailable, NotFound
+from db.repositories.ai_sessions import AiSessionRepository
+from services.ai_sessions import AiSessionRef, SessionCommands
+from services.workflow_client import WorkflowClient
+from workflows.contracts.handoff import SESSIONS_RESUME_FROM_HANDOFF, ResumeInput, ResumeResult, ResumeSessionInput
+
+log = logging.getLogger(__name__)
+
+
+class WorkflowCommandActivities:
+    """Sends commands to entity workflows on behalf of other workflows."""
+
+    def __init__(self, client: Client, settings: Settings, session_factory: async_sessionmaker[AsyncSession],
+                 *, task_queue: str) -> None:
+        self._sessions = SessionCommands(
+            WorkflowClient(client, task_queue=task_queue, accept_timeout_s=settings.workflow_call_timeout_s), settings)
+        self._session_factory = session_factory
+
+    def all(self) -> list[Any]:
+        """Every activity of this class, for the worker."""
+        return [self.resume_from_handoff]
+
+    @activity.defn(name=SESSIONS_RESUME_FROM_HANDOFF)
+    async def resume_from_handoff(self, inp: ResumeSessionInput) -> ResumeResult:
+        """`resume` on the session's workflow; the update id derives from the handoff, so a retry is answered once."""
+        async with self._session_factory() as session:
+            row = await AiSessionRepository(session).ref_in_account(inp.account_id, inp.session_id)
+        if row is None:
+            raise ApplicationError(f"AI session {inp.session_id} no longer exists", type="NotFound",
+                                   non_retryable=True)
+        ref = AiSessionRef(id=row.id, account_id=row.account_id, status=row.status, session_type=row.session_type,
+                           state_version=row.state_version, psa_ticket_id=row.psa_ticket_id,
+                           problem_summary=row.problem_summary)
+        try:
+            return await self._sessions.resume(ref, ResumeInput(handoff_id=inp.handoff_id, by_user_id=inp.by_user_id),
+                                               f"handoff-{inp.handoff_id}")
+        except (Conflict, NotFound) as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+        except EngineUnavailable as exc:  # Temporal retries the activity
+            raise ApplicationError(str(exc), type="EngineUnavailable") from exc
+        except DomainError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
