@@ -52,41 +52,67 @@ class NotifyActivities:
 
     @activity.defn(name=NOTIFY_EMAIL_NOTIFICATIONS)
     async def email_notifications(self, batch: NotificationEmails) -> None:
-        """Email several notifications in one activity (one event in history, not one per recipient); a retry
-        sends only those not yet sent. Raises when any failed, so Temporal retries the rest."""
+        """Email several notifications over one SMTP connection in one activity (one event in history, not one
+        per recipient) and record each outcome; a retry sends only those not yet sent. Raises when any failed,
+        so Temporal retries the rest."""
         async with self._session_factory() as session:
             sent = await NotificationRepository(session).sent_among([e.notification_id for e in batch.emails])
-        failed = []
-        for email in batch.emails:
-            if email.notification_id in sent:
-                continue
-            try:
-                await self.email_notification(email)
-            except Exception as exc:  # recorded on the notification by email_notification
-                failed.append(f"{email.to}: {exc}")
+        todo = [e for e in batch.emails if e.notification_id not in sent]
+        outcomes = await asyncio.to_thread(
+            self._send_many, [EmailMessage(to=[e.to], subject=e.subject, body=e.body) for e in todo])
+        failed = [(e, f"{type(error).__name__}: {error}") for e, error in zip(todo, outcomes, strict=True) if error]
+        async with self._session_factory() as session, session.begin():
+            notifications = NotificationRepository(session)
+            for email, error in zip(todo, outcomes, strict=True):
+                await notifications.record_email(email.notification_id, "failed" if error else "sent",
+                                                 f"{type(error).__name__}: {error}" if error else None)
+        log.info("sent %d of %d notification emails (attempt %d)", len(todo) - len(failed), len(todo),
+                 activity.info().attempt)
         if failed:
-            raise ApplicationError(f"{len(failed)} of {len(batch.emails)} emails failed: {'; '.join(failed)[:500]}",
-                                   type="EmailsFailed")
+            raise ApplicationError(f"{len(failed)} of {len(todo)} emails failed: "
+                                   f"{'; '.join(f'{e.to}: {why}' for e, why in failed)[:500]}", type="EmailsFailed")
 
     async def _record(self, email: NotificationEmail, status: str, error: str | None) -> None:
         async with self._session_factory() as session, session.begin():
             await NotificationRepository(session).record_email(email.notification_id, status, error)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _connect(self) -> smtplib.SMTP:
         s = self._settings
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=20)
+        if s.smtp_username and s.smtp_password:
+            smtp.starttls()
+            smtp.login(s.smtp_username, s.smtp_password)
+        return smtp
+
+    def _mime(self, message: EmailMessage) -> MimeMessage:
         mime = MimeMessage()
-        mime["From"] = s.smtp_sender
+        mime["From"] = self._settings.smtp_sender
         mime["To"] = ", ".join(message.to)
         mime["Subject"] = message.subject
         mime.set_content(message.body)
+        return mime
+
+    def _send(self, message: EmailMessage) -> None:
         try:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=20) as smtp:
-                if s.smtp_username and s.smtp_password:
-                    smtp.starttls()
-                    smtp.login(s.smtp_username, s.smtp_password)
-                smtp.send_message(mime)
+            with self._connect() as smtp:
+                smtp.send_message(self._mime(message))
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
             # The server answered and said no: retrying will not change its mind.
             raise ApplicationError(f"SMTP refused the message: {exc}", type="EmailRejected",
                                    non_retryable=True) from exc
         log.info("sent email %r to %d recipient(s)", message.subject, len(message.to))
+
+    def _send_many(self, messages: list[EmailMessage]) -> list[Exception | None]:
+        """Send each message over one connection; per message, None or why it failed."""
+        outcomes: list[Exception | None] = []
+        try:
+            with self._connect() as smtp:
+                for message in messages:
+                    try:
+                        smtp.send_message(self._mime(message))
+                        outcomes.append(None)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                        outcomes.append(exc)  # this message was refused; the connection carries on
+        except (OSError, smtplib.SMTPException) as exc:  # the server or the connection failed: the rest is unsent
+            outcomes += [exc] * (len(messages) - len(outcomes))
+        return outcomes

@@ -219,9 +219,11 @@ async def get_handoff_commands(workflows: WorkflowClientDep, settings: SettingsD
 HandoffCommandsDep = Annotated[HandoffCommands, Depends(get_handoff_commands)]
 
 
-async def get_owned_handoff(owner: OwnedAiSession, handoff_id: uuid.UUID, session: SessionDep) -> HandoffRef:
-    """The handoff named in the path when it belongs to that session (another session's handoff is a 404)."""
-    row = await HandoffRepository(session).in_session(owner.account_id, owner.id, handoff_id)
+async def get_owned_handoff(session_id: uuid.UUID, handoff_id: uuid.UUID, user: CurrentUser,
+                            session: SessionDep) -> HandoffRef:
+    """The handoff named in the path when it belongs to that session of the caller's account (404 otherwise); one
+    query, since a claim race sends many of these at once."""
+    row = await HandoffRepository(session).in_session(user.account_id, session_id, handoff_id)
     await session.commit()
     if row is None:
         raise NotFound("Handoff not found in this session")
