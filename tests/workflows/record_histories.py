@@ -1,8 +1,8 @@
-"""Record histories for the replay test: `.venv/bin/python -m tests.workflows.record_histories [walk|session|fix]...`.
+"""Record histories for the replay test: `.venv/bin/python -m tests.workflows.record_histories [GROUP]...`.
 
 Run it when a workflow change is meant to be compatible with runs in flight: the replay test then
 proves the new code replays what the old code wrote. Never re-record to make a failing replay pass.
-Name the groups to record (default: all), so recording a new workflow keeps the older histories as they are.
+Name the groups to record (walk, session, fix, handoff; default: all), so recording a new workflow keeps the older histories as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 from core.binaries import temporal_cli_path
 from tests.workflows.fakes import FakeWalkStore
 from tests.workflows.fakes_ai import FakeAiStore, chat_reply
+from tests.workflows.fakes_handoff import FakeHandoffStore, handoff_control
 from workflows.contracts.ai_session import (
     CloseInput,
     FixDraft,
@@ -30,6 +31,7 @@ from workflows.contracts.ai_session import (
     session_workflow_id,
 )
 from workflows.contracts.fix import ApplyInput, FixInput, OutcomeInput, fix_workflow_id
+from workflows.contracts.handoff import ClaimInput, HandoffInput, handoff_workflow_id
 from workflows.contracts.llm import ProposedFix
 from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 from workflows.contracts.walk import (
@@ -44,6 +46,7 @@ from workflows.contracts.walk import (
     walk_workflow_id,
 )
 from workflows.fix_verification import FixVerificationWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 from workflows.walk_session import WalkSessionWorkflow
 
@@ -137,25 +140,41 @@ async def _fix(client: Client, queue: str, store: FakeAiStore, fix_id: uuid.UUID
     await _save(client, "fix", {"pending_then_success": fix_workflow_id(fix_id)})
 
 
+async def _handoff(client: Client, queue: str, store: FakeHandoffStore) -> None:
+    """An escalation: the team told, the assessment lands, a senior claims it, the run unloads when idle."""
+    state = handoff_control()
+    start = WithStartWorkflowOperation(
+        HandoffWorkflow.run, HandoffInput(handoff_id=state.id, account_id=state.account_id, idle_timeout_s=2,
+                                          state=state),
+        id=handoff_workflow_id(state.id), task_queue=queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    store.assess.set()
+    await client.execute_update_with_start_workflow(HandoffWorkflow.claim, ClaimInput(
+        user_id=uuid.uuid4(), user_name="Senior"), start_workflow_operation=start)
+    await _save(client, "handoff", {"escalated_claimed": handoff_workflow_id(state.id)})
+
+
 async def record(groups: set[str]) -> None:
     """Run the named groups' scenarios to their end and save their histories as JSON."""
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path(),
                                                 data_converter=pydantic_data_converter,
                                                 search_attributes=CUSTOM_SEARCH_ATTRIBUTES)
-    walks, ai, queue = FakeWalkStore(), FakeAiStore(), "record"
+    walks, ai, handoffs, queue = FakeWalkStore(), FakeAiStore(), FakeHandoffStore(), "record"
     try:
         async with Worker(env.client, task_queue=queue,
-                          workflows=[WalkSessionWorkflow, TroubleshootingSessionWorkflow, FixVerificationWorkflow],
-                          activities=walks.activities() + ai.activities()):
+                          workflows=[WalkSessionWorkflow, TroubleshootingSessionWorkflow, FixVerificationWorkflow,
+                                     HandoffWorkflow],
+                          activities=walks.activities() + ai.activities() + handoffs.activities()):
             if "walk" in groups:
                 await _walks(env.client, queue)
             if groups & {"session", "fix"}:
                 fix_id = await _session(env.client, queue, ai)
                 if "fix" in groups:
                     await _fix(env.client, queue, ai, fix_id)
+            if "handoff" in groups:
+                await _handoff(env.client, queue, handoffs)
     finally:
         await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(record(set(sys.argv[1:]) or {"walk", "session", "fix"}))
+    asyncio.run(record(set(sys.argv[1:]) or {"walk", "session", "fix", "handoff"}))

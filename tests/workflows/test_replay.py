@@ -10,6 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.fix_verification import FixVerificationWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 from workflows.walk_session import WalkSessionWorkflow
 
@@ -19,13 +20,14 @@ TEXTS = {p: p.read_text() for p in HISTORIES}
 
 def test_there_are_histories_to_replay() -> None:
     prefixes = sorted({p.stem.split("_")[0] for p in HISTORIES})
-    assert prefixes == ["fix", "session", "walk"], "run `python -m tests.workflows.record_histories`"
-    assert len(HISTORIES) >= 5, "run `python -m tests.workflows.record_histories`"
+    assert prefixes == ["fix", "handoff", "session", "walk"], "run `python -m tests.workflows.record_histories`"
+    assert len(HISTORIES) >= 6, "run `python -m tests.workflows.record_histories`"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, TEXTS[path])
-    replayer = Replayer(workflows=[WalkSessionWorkflow, TroubleshootingSessionWorkflow, FixVerificationWorkflow],
+    replayer = Replayer(workflows=[WalkSessionWorkflow, TroubleshootingSessionWorkflow, FixVerificationWorkflow,
+                                   HandoffWorkflow],
                         data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
