@@ -2,7 +2,8 @@
 
 Run it when a workflow change is meant to be compatible with runs in flight: the replay test then
 proves the new code replays what the old code wrote. Never re-record to make a failing replay pass.
-Name the groups to record (walk, session, fix, handoff; default: all), so recording a new workflow keeps the older histories as they are.
+Name the groups to record (walk, session, fix, handoff; default: all), so recording a new workflow keeps the
+older histories as they are.
 """
 
 from __future__ import annotations
