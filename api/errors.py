@@ -43,6 +43,7 @@ DESCRIPTIONS: dict[int, str] = {
     404: "Not found in your account",
     409: "The current state does not allow this",
     422: "The request body is invalid, or its Idempotency-Key was used with another body",
+    429: "Too many requests of this kind; `Retry-After` says when to try again",
     502: "A third party (PSA, AI) failed; try again",
     503: "The database or workflow engine is unreachable; try again shortly",
 }

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How often the API's LISTEN connection is checked with a query; a dead "
                                         "one is replaced and the events it missed are read from Postgres.",
     )
+    escalation_streams_per_user: int = Field(
+        default=10, ge=1, description="Escalation streams one user may hold open in one API process (each browser "
+                                      "tab holds one); one more is a 429.",
+    )
     escalation_subscriber_queue: int = Field(
         default=256, ge=1, description="Events buffered per stream subscriber; a subscriber that falls further "
                                        "behind catches up from Postgres instead of slowing publishers.",

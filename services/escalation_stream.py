@@ -67,6 +67,7 @@ class Subscription:
 
     account_id: uuid.UUID
     queue: asyncio.Queue[StreamEvent]
+    user_id: uuid.UUID | None = None
     overflowed: bool = False
     # Set on every delivery or overflow, so a stream waits without a pending `queue.get()` task to cancel.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,9 +80,9 @@ class EscalationBus:
         self.queue_size = queue_size
         self._subs: dict[uuid.UUID, set[Subscription]] = {}
 
-    def subscribe(self, account_id: uuid.UUID) -> Subscription:
+    def subscribe(self, account_id: uuid.UUID, user_id: uuid.UUID | None = None) -> Subscription:
         """A new subscription to the account's events (register it before reading the stream's cursor)."""
-        sub = Subscription(account_id=account_id, queue=asyncio.Queue(maxsize=self.queue_size))
+        sub = Subscription(account_id=account_id, queue=asyncio.Queue(maxsize=self.queue_size), user_id=user_id)
         self._subs.setdefault(account_id, set()).add(sub)
         return sub
 
@@ -109,6 +110,10 @@ class EscalationBus:
             for sub in subs:
                 sub.overflowed = True
                 sub.wake.set()
+
+    def open_for(self, account_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        """How many subscriptions `user_id` holds in this process."""
+        return sum(1 for sub in self._subs.get(account_id, ()) if sub.user_id == user_id)
 
     @property
     def subscriber_count(self) -> int:

@@ -144,12 +144,7 @@ class HandoffPersistence:
         """Record who picked the handoff up (once), log `handoff_claimed` and tell whoever handed it off."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             handoffs = HandoffRepository(session)
-            found = await handoffs.get(inp.handoff_id)
-            if found is None:
-                raise reject(REJECT_NOT_FOUND, f"Handoff {inp.handoff_id} no longer exists")
-            owner = await AiSessionRepository(session).locked(found.session_id)
-            row = await handoffs.locked(inp.handoff_id)
-            assert owner is not None and row is not None  # handoffs cascade with their session
+            owner, row = await _locked(session, inp.handoff_id)
             if row.claimed_at is not None:
                 if row.claimed_by_user_id == inp.user_id:
                     return ClaimRecorded(control=handoff_control(row, owner.problem_summary))  # a retry
@@ -174,12 +169,7 @@ class HandoffPersistence:
         """Tell the team of an escalation; on a re-announcement also raise its priority and schedule the next."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             handoffs = HandoffRepository(session)
-            found = await handoffs.get(inp.handoff_id)
-            if found is None:
-                raise reject(REJECT_NOT_FOUND, f"Handoff {inp.handoff_id} no longer exists")
-            owner = await AiSessionRepository(session).get(found.session_id)
-            row = await handoffs.locked(inp.handoff_id)
-            assert owner is not None and row is not None
+            owner, row = await _locked(session, inp.handoff_id)
             if inp.kind == "unclaimed":
                 if row.claimed_at is not None or owner.status != "escalated":  # picked up or closed meanwhile
                     await handoffs.change(row.id, next_renotify_at=None)
@@ -259,6 +249,17 @@ class HandoffPersistence:
                 emails.append(NotificationEmail(notification_id=note.id, to=user.email, subject=note.title,
                                                 body=body))
         return emails
+
+
+async def _locked(session: AsyncSession, handoff_id: uuid.UUID) -> tuple[AiSession, SessionHandoff]:
+    """The handoff and its session, both row-locked: the session first, the order every writer takes."""
+    found = await HandoffRepository(session).get(handoff_id)
+    if found is None:
+        raise reject(REJECT_NOT_FOUND, f"Handoff {handoff_id} no longer exists")
+    owner = await AiSessionRepository(session).locked(found.session_id)
+    row = await HandoffRepository(session).locked(handoff_id)
+    assert owner is not None and row is not None  # handoffs cascade with their session
+    return owner, row
 
 
 def _creator(row: SessionHandoff, claimer: uuid.UUID) -> list[uuid.UUID]:

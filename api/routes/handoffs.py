@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from api.deps import (
     ActiveSubscription,
@@ -82,7 +83,7 @@ async def escalation_queue(user: EngineerUser, session: SessionDep, limit: Limit
         "`event: ready` (data `{account_id, last_event_id}`), then `handoff_created` `{handoff_id, session_id, "
         "priority}`, `handoff_assessment_ready`, `handoff_claimed` and `handoff_priority_raised`, each with an "
         "`id:`; a `: ping` comment every 25 s. Send the last id back as `Last-Event-ID` to resume without gaps.")},
-        **error_responses(400)},
+        **error_responses(400, described={429: "You hold too many streams open already (10 per user)"})},
 )
 async def escalation_stream(
     request: Request, user: EngineerUser, settings: SettingsDep,
@@ -97,20 +98,26 @@ async def escalation_stream(
         cursor = int(value)
     bus: EscalationBus = request.app.state.escalation_bus
     session_factory = request.app.state.session_factory
-    account_id = user.account_id
+    limit = settings.escalation_streams_per_user
+    if bus.open_for(user.account_id, user.id) >= limit:  # each stream holds a queue and a connection
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": "5"}, detail=(
+            f"You already have {limit} escalation streams open (the limit per user); close one (each browser tab "
+            "holds one) and try again"))
+    # Subscribe before the stream reads its starting point, so nothing committed after it is missed.
+    subscription = bus.subscribe(user.account_id, user.id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        # Subscribe before the stream reads its starting point, so nothing committed after it is missed.
-        subscription = bus.subscribe(account_id)
         try:
             async for item in event_stream(subscription, session_factory, last_event_id=cursor):
                 yield item
         finally:
             bus.unsubscribe(subscription)
 
-    # A client that stops reading is dropped after send_timeout instead of holding its queue forever.
+    # A client that stops reading is dropped after send_timeout instead of holding its queue forever; the
+    # background task frees the subscription even if the response never started streaming.
     return EventSourceResponse(events(), ping=settings.escalation_heartbeat_s, send_timeout=30,
-                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                               background=BackgroundTask(bus.unsubscribe, subscription))
 
 
 @router.post("/{session_id}/handoff", status_code=status.HTTP_201_CREATED, response_model=HandoffOut,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.worker import Worker
 
 from core.config import Settings
-from tests.handoffs.sse import api_server, subscribe
+from tests.handoffs.sse import STREAM, api_server, subscribe
 from tests.handoffs.support import claim, escalated, make_handoff_desk
 from tests.helpers import make_user
 
@@ -79,3 +79,24 @@ async def test_the_stream_sends_a_heartbeat(settings: Settings, worker: Worker, 
                 subscribe(base, desk.senior.headers) as sub):
         await sub.wait_for("comment", count=2, seconds=5)
     assert all(e.comment == "ping" or e.comment for e in sub.of("comment"))
+
+
+async def test_one_user_may_hold_only_so_many_streams(settings: Settings, worker: Worker, client: AsyncClient,
+                                                      db: AsyncSession) -> None:
+    desk = await make_handoff_desk(client, db)
+    async with api_server(settings.model_copy(update={"escalation_streams_per_user": 2})) as base:
+        async with subscribe(base, desk.senior.headers), subscribe(base, desk.senior.headers):
+            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                third = await http.get(STREAM, headers=desk.senior.headers)
+                assert third.status_code == 429 and third.headers["Retry-After"] == "5"
+                assert "2 escalation streams open" in third.json()["detail"]
+            async with subscribe(base, desk.admin.headers) as other_user:  # the limit is per user
+                assert other_user.of("ready")
+        async with asyncio.timeout(10):  # closed streams free their places
+            while True:
+                try:
+                    async with subscribe(base, desk.senior.headers) as again:
+                        assert again.of("ready")
+                        break
+                except AssertionError:
+                    await asyncio.sleep(0.1)

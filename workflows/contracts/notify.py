@@ -67,6 +67,7 @@ EMAIL_NOTIFICATION: ActivityRef[NotificationEmail, None] = ActivityRef(
                 non_retryable_error_types=["EmailRejected"]),
     local=True, schedule_to_close=timedelta(minutes=2),
 )
+
 NOTIFY_EMAIL_NOTIFICATIONS = "notify.email_notifications"
 
 
