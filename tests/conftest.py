@@ -6,6 +6,7 @@ test starts from empty tables.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import uuid
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -156,9 +158,22 @@ async def truncated_tables(session_factory: async_sessionmaker[AsyncSession]) ->
     async with session_factory() as session:
         rows = await session.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
         tables = [r[0] for r in rows if r[0] not in TABLES_KEPT]
-        if tables:
-            await session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-            await session.commit()
+        await session.commit()
+    if not tables:
+        return
+    # An earlier test's workflows may still be writing (an assessment landing, an email outcome): TRUNCATE's
+    # table locks can then deadlock with their row writes. Postgres picks one side to fail; try again.
+    for attempt in range(5):
+        async with session_factory() as session:
+            try:
+                await session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+                await session.commit()
+                return
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 4:  # deadlock_detected
+                    raise
+                await session.rollback()
+        await asyncio.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture(autouse=True)
