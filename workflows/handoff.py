@@ -91,7 +91,7 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
                 await self._notice("unclaimed", self.current.renotify_count + 1)
                 continue
             await self._finish()  # a claim may be in flight
-            if not self._renotify_pending() and workflow.now() >= self._quiet_since + self._idle:
+            if not self._renotify_pending(self.current) and workflow.now() >= self._quiet_since + self._idle:
                 break  # nothing scheduled: the next claim starts a new run from Postgres
         await self._drain()
         await self._finish()
@@ -198,16 +198,16 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
         tasks, self._background = self._background, []
         await asyncio.gather(*tasks)
 
-    def _renotify_pending(self) -> bool:
-        state = self.current
+    @staticmethod
+    def _renotify_pending(state: HandoffControl) -> bool:
         return state.next_renotify_at is not None and state.claimed_at is None and not state.session_closed
 
     def _renotify_due(self) -> bool:
         at = self.current.next_renotify_at
-        return self._renotify_pending() and at is not None and workflow.now() >= at
+        return self._renotify_pending(self.current) and at is not None and workflow.now() >= at
 
     def _due(self, state: HandoffControl) -> tuple[datetime, str]:
-        if state.next_renotify_at is not None and state.claimed_at is None and not state.session_closed:
+        if self._renotify_pending(state) and state.next_renotify_at is not None:
             return state.next_renotify_at, f"re-announce the unclaimed escalation (now {state.priority})"
         return self._quiet_since + self._idle, "idle: unload the handoff (its state is in Postgres)"
 

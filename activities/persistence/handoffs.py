@@ -277,9 +277,8 @@ async def _team(session: AsyncSession, row: SessionHandoff) -> Sequence[User]:
     and owner of the account but the escalator."""
     users = UserRepository(session)
     if row.target_user_id is not None:
-        targeted = await users.engineers_in_account(row.account_id)
-        chosen = [u for u in targeted if u.id == row.target_user_id]
-        if chosen:
-            return chosen
+        targeted = await users.engineers_in_account(row.account_id, only_ids=[row.target_user_id])
+        if targeted:
+            return targeted
     excluded = [row.created_by_user_id] if row.created_by_user_id else []
     return await users.engineers_in_account(row.account_id, except_ids=excluded)

@@ -129,9 +129,9 @@ async def create_handoff(
     """Park the session (paused; nobody is told) or escalate it (escalated; the team is emailed and the live
     queue hears of it at once). The AI assessment lands on the handoff a moment later."""
     if body.target_user_id is not None:
-        targets = await UserRepository(session).engineers_in_account(user.account_id)
+        target = await UserRepository(session).engineers_in_account(user.account_id, only_ids=[body.target_user_id])
         await session.commit()
-        if not any(t.id == body.target_user_id for t in targets):
+        if not target:
             raise NotFound("target_user_id is not an active engineer, admin or owner of your account")
         if body.target_user_id == user.id:
             raise RuleViolation("target_user_id names you; escalate to someone else or leave it out")

@@ -110,13 +110,16 @@ class UserRepository(AccountScopedRepository[User]):
         )
         return result.scalars().all()
 
-    async def engineers_in_account(self, account_id: uuid.UUID, *, except_ids: Sequence[uuid.UUID] = ()
-                                   ) -> Sequence[User]:
-        """Active, live engineers, admins and owners of the account (who is told of an escalation), but `except_ids`."""
+    async def engineers_in_account(self, account_id: uuid.UUID, *, only_ids: Sequence[uuid.UUID] | None = None,
+                                   except_ids: Sequence[uuid.UUID] = ()) -> Sequence[User]:
+        """Active, live engineers, admins and owners of the account (who is told of an escalation): of `only_ids`
+        when given, but never `except_ids`."""
         query = select(User).where(
             User.account_id == account_id, User.account_role.in_(ENGINEER_ROLES),
             User.is_active.is_(True), User.deleted_at.is_(None),
         )
+        if only_ids is not None:
+            query = query.where(User.id.in_(list(only_ids)))
         if except_ids:
             query = query.where(User.id.not_in(list(except_ids)))
         return (await self.session.scalars(query.order_by(User.created_at, User.id))).all()
