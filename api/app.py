@@ -25,7 +25,7 @@ from api.routes import (
 )
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
-from db.session import engine_for, make_session_factory
+from db.session import engine_for, make_read_session_factory, make_session_factory
 from services.escalation_stream import EscalationBus, EscalationListener
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.read_session_factory = make_read_session_factory(engine)
         app.state.temporal = TemporalGateway(settings)
         # One LISTEN connection per process feeds every escalation stream this process serves.
         bus = app.state.escalation_bus = EscalationBus(settings.escalation_subscriber_queue)

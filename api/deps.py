@@ -17,11 +17,15 @@ from core.errors import Forbidden, NotAuthenticated, NotFound, SubscriptionRequi
 from core.security import decode_access_token
 from db.models import User
 from db.models.account import PAYING_STATUSES
-from db.repositories.ai_sessions import AiSessionRepository
-from db.repositories.handoffs import HandoffRepository
-from db.repositories.l1_sessions import WalkSessionRepository
-from db.repositories.suggested_fixes import SuggestedFixRepository
-from db.repositories.users import UserRepository
+from db.repositories.access import (
+    Access,
+    AccessRepository,
+    Lookup,
+    ai_session_lookup,
+    fix_lookup,
+    handoff_lookup,
+    walk_lookup,
+)
 from services.ai_sessions import AiSessionRef, FixCommands, FixRef, SessionCommands
 from services.handoffs import HandoffCommands, HandoffRef
 from services.psa_connections import PsaConnections
@@ -43,6 +47,12 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """An autocommit session for reads after a command: each statement is one round trip (no BEGIN/COMMIT)."""
+    async with request.app.state.read_session_factory() as session:
+        yield session
+
+
 async def get_temporal(request: Request) -> TemporalGateway:
     """The process's Temporal gateway."""
     gateway: TemporalGateway = request.app.state.temporal
@@ -51,6 +61,7 @@ async def get_temporal(request: Request) -> TemporalGateway:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db)]
 TemporalDep = Annotated[TemporalGateway, Depends(get_temporal)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
@@ -63,21 +74,33 @@ class Caller:
     subscription_status: str | None
 
 
-async def get_caller(session: SessionDep, settings: SettingsDep, token: TokenDep) -> Caller:
-    """The user named by the bearer token; 401 when missing, garbled, expired, inactive or deleted."""
+async def _access(request: Request, settings: Settings, token: str | None,
+                  lookup: Lookup | None = None) -> Access:
+    """The caller (and, with `lookup`, the entity the path names) in one autocommit read; 401 when the token is
+    missing, garbled or expired, or names a user that is gone or inactive. The caller is kept for the request,
+    so `get_caller` after an owned-entity dependency costs no query."""
     if not token:
         raise NotAuthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
     user_id = decode_access_token(token, secret=settings.jwt_secret, algorithm=settings.jwt_algorithm,
                                   lifetime_minutes=settings.jwt_expire_minutes)
-    # The subscription status comes with the user: FastAPI resolves this once per request, so the
-    # 402 check below costs no second query.
-    found = await UserRepository(session).get_with_subscription_status(user_id)
-    # End the read transaction now: a command route must not hold a pooled connection while it waits on
-    # a workflow (objects stay loaded: the factory does not expire on commit).
-    await session.commit()
-    if found is None or not found[0].can_log_in:
+    # Its own short-lived session: a command route must not hold a pooled connection while it waits on a
+    # workflow (objects stay loaded: the factory does not expire them).
+    async with request.app.state.read_session_factory() as session:
+        found = await AccessRepository(session).caller(user_id, lookup)
+    if found is None or not found.user.can_log_in:
         raise NotAuthenticated("This user no longer exists or is inactive")
-    return Caller(user=found[0], subscription_status=found[1])
+    request.state.caller = Caller(user=found.user, subscription_status=found.subscription_status)
+    return found
+
+
+async def get_caller(request: Request, settings: SettingsDep, token: TokenDep) -> Caller:
+    """The user named by the bearer token, with its account's subscription status (see `_access`)."""
+    cached: Caller | None = getattr(request.state, "caller", None)
+    if cached is not None:
+        return cached
+    await _access(request, settings, token)
+    caller: Caller = request.state.caller
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -152,14 +175,13 @@ async def get_walk_commands(workflows: WorkflowClientDep, settings: SettingsDep)
 WalkCommandsDep = Annotated[WalkCommands, Depends(get_walk_commands)]
 
 
-async def get_owned_walk(session_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> WalkRef:
-    """The walk named in the path when it belongs to the caller's account (404 otherwise); a short read."""
-    row = await WalkSessionRepository(session).ref_in_account(user.account_id, session_id)
-    await session.commit()  # release the connection before the route waits on the workflow
-    if row is None:
+async def get_owned_walk(session_id: uuid.UUID, request: Request, settings: SettingsDep,
+                         token: TokenDep) -> WalkRef:
+    """The walk named in the path when it belongs to the caller's account (404 otherwise), read with the caller."""
+    entity = (await _access(request, settings, token, walk_lookup(session_id))).entity
+    if entity is None:
         raise NotFound("Walk session not found")
-    return WalkRef(id=row.id, account_id=row.account_id, status=row.status, session_kind=row.session_kind,
-                   category=row.category)
+    return WalkRef(**entity)
 
 
 OwnedWalk = Annotated[WalkRef, Depends(get_owned_walk)]
@@ -185,27 +207,26 @@ SessionCommandsDep = Annotated[SessionCommands, Depends(get_session_commands)]
 FixCommandsDep = Annotated[FixCommands, Depends(get_fix_commands)]
 
 
-async def get_owned_ai_session(session_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> AiSessionRef:
-    """The AI session named in the path when it belongs to the caller's account (404 otherwise); a short read."""
-    row = await AiSessionRepository(session).ref_in_account(user.account_id, session_id)
-    await session.commit()  # release the connection before the route waits on the workflow
-    if row is None:
+async def get_owned_ai_session(session_id: uuid.UUID, request: Request, settings: SettingsDep,
+                               token: TokenDep) -> AiSessionRef:
+    """The AI session named in the path when it belongs to the caller's account (404 otherwise), read with the
+    caller."""
+    entity = (await _access(request, settings, token, ai_session_lookup(session_id))).entity
+    if entity is None:
         raise NotFound("AI session not found")
-    return AiSessionRef(id=row.id, account_id=row.account_id, status=row.status, session_type=row.session_type,
-                        state_version=row.state_version, psa_ticket_id=row.psa_ticket_id,
-                        problem_summary=row.problem_summary)
+    return AiSessionRef(**entity)
 
 
 OwnedAiSession = Annotated[AiSessionRef, Depends(get_owned_ai_session)]
 
 
-async def get_owned_fix(owner: OwnedAiSession, fix_id: uuid.UUID, session: SessionDep) -> FixRef:
-    """The fix named in the path when it belongs to that session (another session's fix is a 404)."""
-    row = await SuggestedFixRepository(session).in_session(owner.account_id, owner.id, fix_id)
-    await session.commit()
-    if row is None:
+async def get_owned_fix(session_id: uuid.UUID, fix_id: uuid.UUID, request: Request, settings: SettingsDep,
+                        token: TokenDep) -> FixRef:
+    """The fix named in the path when it belongs to that session of the caller's account (404 otherwise)."""
+    entity = (await _access(request, settings, token, fix_lookup(session_id, fix_id))).entity
+    if entity is None:
         raise NotFound("Suggested fix not found in this session")
-    return FixRef(id=row.id, session_id=row.session_id, account_id=row.account_id, status=row.status, title=row.title)
+    return FixRef(**entity)
 
 
 OwnedFix = Annotated[FixRef, Depends(get_owned_fix)]
@@ -219,17 +240,13 @@ async def get_handoff_commands(workflows: WorkflowClientDep, settings: SettingsD
 HandoffCommandsDep = Annotated[HandoffCommands, Depends(get_handoff_commands)]
 
 
-async def get_owned_handoff(session_id: uuid.UUID, handoff_id: uuid.UUID, user: CurrentUser,
-                            session: SessionDep) -> HandoffRef:
-    """The handoff named in the path when it belongs to that session of the caller's account (404 otherwise); one
-    query, since a claim race sends many of these at once."""
-    row = await HandoffRepository(session).in_session(user.account_id, session_id, handoff_id)
-    await session.commit()
-    if row is None:
+async def get_owned_handoff(session_id: uuid.UUID, handoff_id: uuid.UUID, request: Request, settings: SettingsDep,
+                            token: TokenDep) -> HandoffRef:
+    """The handoff named in the path when it belongs to that session of the caller's account (404 otherwise)."""
+    entity = (await _access(request, settings, token, handoff_lookup(session_id, handoff_id))).entity
+    if entity is None:
         raise NotFound("Handoff not found in this session")
-    return HandoffRef(id=row.id, session_id=row.session_id, account_id=row.account_id, intent=row.intent,
-                      created_by_user_id=row.created_by_user_id, claimed_by_user_id=row.claimed_by_user_id,
-                      claimed_by_name=row.claimed_by_name, claimed_at=row.claimed_at)
+    return HandoffRef(**entity)
 
 
 OwnedHandoff = Annotated[HandoffRef, Depends(get_owned_handoff)]

@@ -162,6 +162,7 @@ class SessionCommands:
                 SearchAttributePair(SA_SESSION_KIND, f"ai_{ref.session_type}"),
             ),
             static_summary=summary,
+            creating=creating,
         )
         return await self._workflows.update(
             start, update, arg, what="AI session", idempotency_key=key,

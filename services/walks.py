@@ -123,4 +123,5 @@ class WalkCommands:
                 SearchAttributePair(SA_CATEGORY, ref.category or "none"),
             ),
             static_summary=summary,
+            creating=creating,
         )

@@ -1,7 +1,8 @@
 """The one way the API talks to workflows, and the only module that knows Temporal's client errors.
 
-A command is update-with-start (`USE_EXISTING`) on the entity's workflow, so it always finds one;
-it is bounded twice: a short wait to be *accepted* by a worker (no worker is then a true 503) and
+A command is a plain update on the entity's running workflow, or update-with-start (`USE_EXISTING`)
+when none runs (or it is the command that creates the entity), so it always finds one. It is bounded
+twice: a short wait to be *accepted* by a worker (no worker is then a true 503) and
 a per-command wait for the result (an AI turn may take 30 s, a walk step should not).
 """
 
@@ -22,6 +23,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
@@ -56,6 +58,8 @@ class StartSpec:
     id: str
     search_attributes: tuple[SearchAttributePair[Any], ...] = ()
     static_summary: str | None = None
+    # A command that creates its entity goes straight to update-with-start: no workflow runs yet.
+    creating: bool = False
 
 
 def domain_error(exc: BaseException, *, what: str) -> DomainError | None:
@@ -112,32 +116,46 @@ class WorkflowClient:
 
         The Idempotency-Key becomes the update id, so a retry that reaches the workflow gets its first result.
         """
+        # Our updates keep their method names, so the id reads "step:<key>" in the Web UI.
+        update_id = f"{getattr(update, '__name__', 'update')}:{idempotency_key}" if idempotency_key else None
+        no_worker = (f"No workflow worker accepted the command within {self._accept_timeout_s:g}s; retry later "
+                     "(with the same Idempotency-Key)")
+        handle = None
+        try:
+            if not start.creating:
+                # Most commands find their workflow running: a plain update costs the engine less than
+                # update-with-start (measured in docs/performance.md); NOT_FOUND falls through to the start.
+                running = self._client.get_workflow_handle(start.id)
+                handle = await self._bounded(_none_if_not_running(running.start_update(
+                    update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                )), self._accept_timeout_s, what, no_worker)
+            if handle is None:
+                handle = await self._update_with_start(start, update, arg, update_id, what, no_worker)
+        except EngineUnavailable:
+            await self._raise_if_failing(start.id, what)
+            raise
+        return await self._bounded(
+            handle.result(), result_timeout_s, what,
+            f"The command was accepted but did not finish within {result_timeout_s:g}s; retry with the "
+            "same Idempotency-Key to get its answer",
+        )
+
+    async def _update_with_start(self, start: StartSpec, update: UpdateMethodMultiParam[[Any, ParamT], ResultT],
+                                 arg: ParamT, update_id: str | None, what: str,
+                                 no_worker: str) -> WorkflowUpdateHandle[ResultT]:
         operation = WithStartWorkflowOperation(
             start.run, start.arg, id=start.id, task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(list(start.search_attributes)),
             static_summary=start.static_summary,
         )
-        # Our updates keep their method names, so the id reads "step:<key>" in the Web UI.
-        update_id = f"{getattr(update, '__name__', 'update')}:{idempotency_key}" if idempotency_key else None
         try:
-            try:
-                handle = await self._bounded(
-                    self._client.start_update_with_start_workflow(
-                        update, arg, start_workflow_operation=operation, id=update_id,
-                        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                    ),
-                    self._accept_timeout_s, what,
-                    f"No workflow worker accepted the command within {self._accept_timeout_s:g}s; retry later "
-                    "(with the same Idempotency-Key)",
-                )
-            except EngineUnavailable:
-                await self._raise_if_failing(start.id, what)
-                raise
             return await self._bounded(
-                handle.result(), result_timeout_s, what,
-                f"The command was accepted but did not finish within {result_timeout_s:g}s; retry with the "
-                "same Idempotency-Key to get its answer",
+                self._client.start_update_with_start_workflow(
+                    update, arg, start_workflow_operation=operation, id=update_id,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                ),
+                self._accept_timeout_s, what, no_worker,
             )
         finally:
             _retrieve_start_error(operation)
@@ -253,6 +271,15 @@ class WorkflowClient:
             return await asyncio.wait_for(self._client.service_client.check_health(), timeout=1.0)
         except Exception:  # any failure to answer a health check means unreachable
             return False
+
+
+async def _none_if_not_running(call: Awaitable[ResultT]) -> ResultT | None:
+    try:
+        return await call
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # never started, or its run has ended
+            return None
+        raise
 
 
 def _retrieve_start_error(start: WithStartWorkflowOperation[Any, Any]) -> None:

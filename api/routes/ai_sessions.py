@@ -120,14 +120,14 @@ async def list_sessions(
 
 @router.get("/{session_id}", response_model=AiSessionOut,
             responses=error_responses(422, described={404: "No such AI session in your account"}))
-async def get_session(_: AiSessionReader, owned: OwnedAiSession, session: SessionDep) -> AiSessionOut:
+async def get_session(owned: OwnedAiSession, _: AiSessionReader, session: SessionDep) -> AiSessionOut:
     """One session with its transcript."""
     return await session_out(session, owned.account_id, owned.id)
 
 
 @router.get("/{session_id}/writebacks", response_model=WritebackListOut,
             responses=error_responses(422, described={404: "No such AI session in your account"}))
-async def list_writebacks(_: AiSessionReader, owned: OwnedAiSession, session: SessionDep) -> WritebackListOut:
+async def list_writebacks(owned: OwnedAiSession, _: AiSessionReader, session: SessionDep) -> WritebackListOut:
     """What was posted to the session's PSA ticket: when, by whom, the PSA's ids, verification and later drift."""
     rows = await PsaWritebackRepository(session).for_session(owned.id)
     return WritebackListOut(items=[WritebackOut.model_validate(r) for r in rows], total=len(rows))
@@ -135,7 +135,7 @@ async def list_writebacks(_: AiSessionReader, owned: OwnedAiSession, session: Se
 
 @router.post("/{session_id}/messages", response_model=MessageResponse, responses=SESSION_ERRORS)
 async def send_message(
-    _: EngineerUser, owned: OwnedAiSession, body: MessageRequest, session: SessionDep, commands: SessionCommandsDep,
+    owned: OwnedAiSession, _: EngineerUser, body: MessageRequest, session: SessionDep, commands: SessionCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Talk to the assistant: its reply, confidence tier, and any fix or outcome it proposes."""
@@ -168,7 +168,7 @@ async def _preview(owned: AiSessionRef, kind: DocumentKind, session: AsyncSessio
 
 @router.post("/{session_id}/resolution-note/preview", response_model=PreviewOut, responses=SESSION_ERRORS)
 async def preview_resolution_note(
-    _: EngineerUser, owned: OwnedAiSession, session: SessionDep, commands: SessionCommandsDep,
+    owned: OwnedAiSession, _: EngineerUser, session: SessionDep, commands: SessionCommandsDep,
     _paid: None = ActiveSubscription,
 ) -> PreviewOut:
     """The customer-facing resolution note for the session as it stands (cached until the session changes)."""
@@ -177,7 +177,7 @@ async def preview_resolution_note(
 
 @router.post("/{session_id}/escalation-package/preview", response_model=PreviewOut, responses=SESSION_ERRORS)
 async def preview_escalation_package(
-    _: EngineerUser, owned: OwnedAiSession, session: SessionDep, commands: SessionCommandsDep,
+    owned: OwnedAiSession, _: EngineerUser, session: SessionDep, commands: SessionCommandsDep,
     _paid: None = ActiveSubscription,
 ) -> PreviewOut:
     """The internal escalation package for the next engineer (cached until the session changes)."""
@@ -201,7 +201,7 @@ async def _post(owned: AiSessionRef, kind: DocumentKind, body: PostDocumentReque
 
 @router.post("/{session_id}/resolution-note/post", response_model=PostDocumentOut, responses=SESSION_ERRORS)
 async def post_resolution_note(
-    user: EngineerUser, owned: OwnedAiSession, body: PostDocumentRequest, commands: SessionCommandsDep,
+    owned: OwnedAiSession, user: EngineerUser, body: PostDocumentRequest, commands: SessionCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Resolve the session with the (edited) resolution note; a second post is a 409."""
@@ -210,7 +210,7 @@ async def post_resolution_note(
 
 @router.post("/{session_id}/escalation-package/post", response_model=PostDocumentOut, responses=SESSION_ERRORS)
 async def post_escalation_package(
-    user: EngineerUser, owned: OwnedAiSession, body: PostDocumentRequest, commands: SessionCommandsDep,
+    owned: OwnedAiSession, user: EngineerUser, body: PostDocumentRequest, commands: SessionCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Escalate the session with the (edited) escalation package; a second post is a 409."""

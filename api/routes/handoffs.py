@@ -24,6 +24,7 @@ from api.deps import (
     HandoffCommandsDep,
     OwnedAiSession,
     OwnedHandoff,
+    ReadSessionDep,
     SessionCommandsDep,
     SessionDep,
     SettingsDep,
@@ -123,7 +124,7 @@ async def escalation_stream(
 @router.post("/{session_id}/handoff", status_code=status.HTTP_201_CREATED, response_model=HandoffOut,
              responses=HANDOFF_ERRORS)
 async def create_handoff(
-    body: HandoffCreate, user: EngineerUser, owned: OwnedAiSession, session: SessionDep,
+    body: HandoffCreate, owned: OwnedAiSession, user: EngineerUser, session: SessionDep,
     commands: SessionCommandsDep, settings: SettingsDep, idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Park the session (paused; nobody is told) or escalate it (escalated; the team is emailed and the live
@@ -150,7 +151,7 @@ async def create_handoff(
 
 @router.get("/{session_id}/handoffs", response_model=HandoffListOut,
             responses=error_responses(422, described={404: "No such AI session in your account"}))
-async def list_handoffs(_: EngineerUser, owned: OwnedAiSession, session: SessionDep) -> HandoffListOut:
+async def list_handoffs(owned: OwnedAiSession, _: EngineerUser, session: SessionDep) -> HandoffListOut:
     """The session's handoffs, oldest first."""
     rows = await HandoffRepository(session).for_session(owned.id)
     return HandoffListOut(items=[HandoffOut.model_validate(r) for r in rows], total=len(rows))
@@ -165,7 +166,7 @@ async def list_handoffs(_: EngineerUser, owned: OwnedAiSession, session: Session
              "(e.g. \"Already claimed by Dana Reyes, 12 seconds ago\"); or the session was resolved meanwhile"}),
 )
 async def claim_handoff(
-    user: EngineerUser, handoff: OwnedHandoff, session: SessionDep, commands: HandoffCommandsDep, idem: Idempotent,
+    handoff: OwnedHandoff, user: EngineerUser, session: ReadSessionDep, commands: HandoffCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Pick the handoff up: the first claimer owns it and the session is active again; the same claimer again

@@ -8,7 +8,16 @@ from fastapi import APIRouter, status
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import ActiveSubscription, AdminUser, EngineerUser, L1User, OwnedWalk, SessionDep, WalkCommandsDep
+from api.deps import (
+    ActiveSubscription,
+    AdminUser,
+    EngineerUser,
+    L1User,
+    OwnedWalk,
+    ReadSessionDep,
+    SessionDep,
+    WalkCommandsDep,
+)
 from api.errors import error_responses
 from api.idempotency import Idempotent
 from api.schemas.common import Limit, Offset
@@ -176,7 +185,7 @@ async def get_session(session_id: uuid.UUID, user: L1User, session: SessionDep) 
 
 @router.post("/sessions/{session_id}/step", response_model=StepResponse, responses=WALK_ERRORS)
 async def step(
-    _: L1User, walk: OwnedWalk, body: StepRequest, session: SessionDep, walks: WalkCommandsDep, idem: Idempotent,
+    walk: OwnedWalk, _: L1User, body: StepRequest, session: ReadSessionDep, walks: WalkCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Answer the pending question; returns the next question or the resolution reached."""
@@ -191,7 +200,7 @@ async def step(
 
 @router.post("/sessions/{session_id}/notes", response_model=NotesResponse, responses=WALK_ERRORS)
 async def add_notes(
-    _: L1User, walk: OwnedWalk, body: NotesRequest, session: SessionDep, walks: WalkCommandsDep, idem: Idempotent,
+    walk: OwnedWalk, _: L1User, body: NotesRequest, session: ReadSessionDep, walks: WalkCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Append notes (the only way to record an adhoc walk); answers with all of the walk's notes."""
@@ -206,7 +215,7 @@ async def add_notes(
 
 @router.post("/sessions/{session_id}/resolve", response_model=ResolveResponse, responses=WALK_ERRORS)
 async def resolve(
-    _: L1User, walk: OwnedWalk, body: ResolveRequest, session: SessionDep, walks: WalkCommandsDep,
+    walk: OwnedWalk, _: L1User, body: ResolveRequest, session: ReadSessionDep, walks: WalkCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Close the walk as resolved; a helpful AI-built walk is proposed as a new flow."""
@@ -220,7 +229,7 @@ async def resolve(
 
 @router.post("/sessions/{session_id}/escalate", response_model=EscalateResponse, responses=WALK_ERRORS)
 async def escalate(
-    _: L1User, walk: OwnedWalk, body: EscalateRequest, session: SessionDep, walks: WalkCommandsDep,
+    walk: OwnedWalk, _: L1User, body: EscalateRequest, session: ReadSessionDep, walks: WalkCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Escalate to engineers: the category's recipients (else the account's defaults) are emailed."""

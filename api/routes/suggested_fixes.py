@@ -18,6 +18,7 @@ from api.deps import (
     FixCommandsDep,
     OwnedAiSession,
     OwnedFix,
+    ReadSessionDep,
     SessionCommandsDep,
     SessionDep,
 )
@@ -53,7 +54,7 @@ async def fix_out(session: AsyncSession, ref: FixRef) -> FixOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=FixOut, responses=FIX_ERRORS)
 async def create_fix(
-    user: EngineerUser, owned: OwnedAiSession, body: FixCreate, session: SessionDep, commands: SessionCommandsDep,
+    owned: OwnedAiSession, user: EngineerUser, body: FixCreate, session: SessionDep, commands: SessionCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Record an engineer's own candidate fix; it becomes the active fix and supersedes the previous one."""
@@ -70,7 +71,7 @@ async def create_fix(
 
 @router.get("", response_model=FixListOut, responses=READ_ERRORS)
 async def list_fixes(
-    _: AiSessionReader, owned: OwnedAiSession, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+    owned: OwnedAiSession, _: AiSessionReader, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> FixListOut:
     """Every fix of the session (superseded ones included), newest first."""
     rows, total = await SuggestedFixRepository(session).list_for_session(owned.id, limit=limit, offset=offset)
@@ -79,7 +80,7 @@ async def list_fixes(
 
 @router.get("/active", response_model=FixOut,
             responses=error_responses(422, described={404: "No such session, or it has no active fix"}))
-async def active_fix(_: AiSessionReader, owned: OwnedAiSession, session: SessionDep) -> FixOut:
+async def active_fix(owned: OwnedAiSession, _: AiSessionReader, session: SessionDep) -> FixOut:
     """The session's active fix (the latest one not superseded)."""
     row = await SuggestedFixRepository(session).active(owned.id)
     if row is None:
@@ -88,14 +89,14 @@ async def active_fix(_: AiSessionReader, owned: OwnedAiSession, session: Session
 
 
 @router.get("/{fix_id}", response_model=FixOut, responses=READ_ERRORS)
-async def get_fix(_: AiSessionReader, fix: OwnedFix, session: SessionDep) -> FixOut:
+async def get_fix(fix: OwnedFix, _: AiSessionReader, session: ReadSessionDep) -> FixOut:
     """One fix with its verification state and next reminder."""
     return await fix_out(session, fix)
 
 
 @router.post("/{fix_id}/apply", response_model=FixOut, responses=FIX_ERRORS)
 async def apply_fix(
-    _: EngineerUser, fix: OwnedFix, session: SessionDep, commands: FixCommandsDep, idem: Idempotent,
+    fix: OwnedFix, _: EngineerUser, session: ReadSessionDep, commands: FixCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Say the fix was applied: stamps `applied_at` once (again: 200, unchanged); the status stays proposed."""
@@ -109,7 +110,7 @@ async def apply_fix(
 
 @router.patch("/{fix_id}/outcome", response_model=FixOut, responses=FIX_ERRORS)
 async def record_outcome(
-    user: EngineerUser, fix: OwnedFix, body: OutcomeRequest, session: SessionDep, commands: FixCommandsDep,
+    fix: OwnedFix, user: EngineerUser, body: OutcomeRequest, session: ReadSessionDep, commands: FixCommandsDep,
     idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Report how the fix went; `applied_pending` parks it and schedules reminders to you."""
@@ -124,7 +125,7 @@ async def record_outcome(
 
 @router.delete("/{fix_id}/ai-outcome-proposal", response_model=FixOut, responses=FIX_ERRORS)
 async def reject_ai_outcome_proposal(
-    _: EngineerUser, fix: OwnedFix, session: SessionDep, commands: FixCommandsDep, idem: Idempotent,
+    fix: OwnedFix, _: EngineerUser, session: ReadSessionDep, commands: FixCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Reject the assistant's outcome proposal for the fix (idempotent; the status does not change)."""
