@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.registry import ActivityDeps, build_activities
 from core.config import Settings, get_settings
@@ -18,6 +21,11 @@ from db.session import engine_for, make_session_factory
 from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("worker")
+# The sandbox stays on for workflow code, but modules with no side effects that every workflow imports are
+# shared instead of re-imported for each workflow instance (memory per cached workflow, CPU per new run):
+# the contracts (pydantic models and constants) and the skeleton (deterministic: only temporalio calls).
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.contracts", "workflows.skeleton"))
 
 
 def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None = None) -> Worker:
@@ -27,9 +35,11 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         client,
         task_queue=queue,
         workflows=ALL_WORKFLOWS,
+        workflow_runner=SANDBOX,
         activities=build_activities(deps, client, task_queue=queue),
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_cached_workflows=deps.settings.worker_max_cached_workflows,
+        max_concurrent_workflow_tasks=deps.settings.worker_max_concurrent_workflow_tasks,
         # The default (5 pollers, one of them on the shared queue) starves the first task of new
         # workflows when many walks start at once: measured 5-16 s waits and 503s on intake with 50
         # concurrent walks. Autoscaling adds pollers while tasks are waiting.
@@ -41,10 +51,18 @@ async def run_worker(settings: Settings) -> None:
     """Connect, serve until a stop signal, then drain in-flight tasks and exit."""
     if not settings.database_url:
         raise SystemExit("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
+    # The sandbox imports each workflow module afresh for every new workflow instance. Without bytecode files
+    # (PYTHONDONTWRITEBYTECODE) each of those imports compiles the module's source again: ~5 % of the worker's
+    # CPU when parked work wakes up. The first sandboxed import writes them; later ones read them.
+    sys.dont_write_bytecode = False
     engine = engine_for(settings)
     client = await connect_temporal(settings)
     deps = ActivityDeps(settings=settings, session_factory=make_session_factory(engine))
     worker = build_worker(client, deps)
+    # Everything imported so far lives as long as the process: move it out of the collector's generations, so
+    # full collections stay cheap and run often enough to free evicted workflows' sandboxes (cyclic garbage)
+    # before it piles up (docs/performance.md).
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

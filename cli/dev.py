@@ -31,7 +31,7 @@ from cli.processes import (
 )
 from core.binaries import temporal_cli_path
 from core.config import PROJECT_ROOT, Settings
-from core.temporal import search_attribute_cli_args
+from core.temporal import dynamic_config_cli_args, search_attribute_cli_args
 
 # They hold no state of their own (the mail sink's messages are files; the simulator's tickets are a demo that
 # starts over): a crash costs a restart, not the stack.
@@ -289,6 +289,7 @@ class DevStack:
             temporal_cli_path(), "server", "start-dev",
             "--ip", self.opt.host, "--port", str(self.opt.temporal_port), "--ui-port", str(self.opt.ui_port),
             "--db-filename", str(sqlite), "--log-level", "warn", *search_attribute_cli_args(),
+            *dynamic_config_cli_args(),
         ]
         if self.settings.temporal_namespace != "default":
             argv += ["--namespace", self.settings.temporal_namespace]

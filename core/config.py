@@ -111,9 +111,17 @@ class Settings(BaseSettings):
     l1_idle_timeout_s: int = Field(default=24 * 3600, description="Walk sessions idle this long are abandoned.")
     l1_max_depth: int = Field(default=12, description="AI-built walks stop asking after this many steps.")
     worker_max_cached_workflows: int = Field(
-        default=500, ge=0,
+        default=250, ge=0,
         description="Workflows a worker keeps in memory between tasks; an evicted one is rebuilt from its history "
-                    "on its next task (a parked fix wakes a few times a day). Bounds the worker's memory.",
+                    "on its next task (a parked fix wakes a few times a day). Bounds the worker's memory: "
+                    "~120 KB per cached workflow over a ~160 MB base (docs/performance.md).",
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=20, ge=1,
+        description="Workflow tasks a worker works on at once (the SDK's default is 100). One process runs them on "
+                    "one core: when parked work wakes up and replays, more than it can finish within the task "
+                    "timeout time out and run again (5,000 parked fixes: 478 timed-out tasks at 100, 652 at 50, "
+                    "none at 20; docs/performance.md). The rest wait on the server.",
     )
     workflow_idle_unload_s: int = Field(
         default=3600, ge=1,

@@ -31,6 +31,7 @@ from activities.registry import ActivityDeps
 from api.app import create_app
 from core.binaries import temporal_cli_path, temporal_test_server_path
 from core.config import PROJECT_ROOT, Settings
+from core.temporal import dynamic_config_cli_args
 from db.migrate import upgrade_to_head_async
 from db.session import make_engine, make_session_factory, with_database
 from worker import build_worker
@@ -84,6 +85,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         search_attributes=CUSTOM_SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
+        dev_server_extra_args=dynamic_config_cli_args(),  # the engine settings `rflow dev` runs with
     )
     yield env
     await env.shutdown()

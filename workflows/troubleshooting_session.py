@@ -95,23 +95,30 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         # Idle is measured on the workflow's clock, from this run's start or its last change; a pending
         # status re-read keeps the run (its timer) until it is done.
         deadline = self._deadline = Deadline(self._due(self.current), summary=self._due_summary(self.current))
-        while self._serving(self.current):
-            due = await deadline.wait(lambda: not self._serving(self.current) or history_is_long())
-            if not due:
-                if self._serving(self.current):
-                    await self._finish()
-                    workflow.continue_as_new(inp.model_copy(update={"state": self.current,
-                                                                    "created_by_update": False}))
-                continue
-            recheck = self.current.status_recheck
-            if recheck is not None:
-                if workflow.now() >= recheck.due_at:
-                    await self._recheck(recheck)
-                continue
-            await self._finish()  # a command may be in flight
-            if deadline.at is not None and workflow.now() >= deadline.at:
-                break  # idle: the next command starts a new run from Postgres
-        await self._finish()
+        idle = False
+        while not idle:
+            while self._serving(self.current):
+                due = await deadline.wait(lambda: not self._serving(self.current) or history_is_long())
+                if not due:
+                    if self._serving(self.current):
+                        await self._finish()
+                        workflow.continue_as_new(inp.model_copy(update={"state": self.current,
+                                                                        "created_by_update": False}))
+                    continue
+                recheck = self.current.status_recheck
+                if recheck is not None:
+                    if workflow.now() >= recheck.due_at:
+                        await self._recheck(recheck)
+                    continue
+                await self._finish()  # a command may be in flight
+                if deadline.at is not None and workflow.now() >= deadline.at:
+                    idle = True  # the next command starts a new run from Postgres
+                    break
+            await self._finish()
+            # A claim's `resume` starts a run that loads the session still escalated; once it lands the session
+            # is active: serve it here rather than end, so the claimer's next command finds this run.
+            if not self._serving(self.current) or not workflow.patched("serve-a-resumed-session"):
+                break
         return self.current.status
 
     async def _load(self) -> SessionControl | None:

@@ -170,17 +170,17 @@ class FixPersistence:
                 return fix_control(row)  # a retry after the first attempt committed
             # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
             await AiSessionRepository(session).bump_version(row.session_id, at)
-            if not await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id}):
+            changed = await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id})
+            if changed is None:
                 raise reject(REJECT_CONFLICT, "This fix changed meanwhile; reload it and try again")  # rolls back
-            await session.refresh(row)
-            return fix_control(row)
+            return fix_control(changed)
 
 
 async def _row(fixes: SuggestedFixRepository, fix_id: uuid.UUID) -> SuggestedFix:
+    # Each activity reads in a session of its own, so `get` reads the row as stored (nothing stale to refresh).
     row = await fixes.get(fix_id)
     if row is None:
         raise reject(REJECT_NOT_FOUND, f"Suggested fix {fix_id} no longer exists")
-    await fixes.session.refresh(row)
     return row
 
 

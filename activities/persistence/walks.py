@@ -113,10 +113,12 @@ class WalkPersistence:
         """Append the step and serve the next node (from the flow's tree unless given)."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             repo = WalkSessionRepository(session)
-            row = await _row(repo, inp.session_id)
             next_node = inp.next_node
             if next_node is None:
-                tree = await _tree(session, row.flow_id) if row.flow_id else None
+                exists, stored = await repo.flow_tree_of(inp.session_id)
+                if not exists:
+                    raise _gone(inp.session_id)
+                tree = FlowTree.model_validate(stored) if stored is not None else None
                 next_node = tree.next_node(inp.node_id, inp.answer, lambda: str(uuid.uuid4())) if tree else None
                 if next_node is None:
                     raise reject(REJECT_CONFLICT, "This session's flow changed or no longer exists; escalate it")
@@ -125,7 +127,7 @@ class WalkPersistence:
                                              next_node=next_node.model_dump(mode="json"), at=inp.at)
             if depth is None:
                 # A retry after the first attempt committed: the step is recorded, its node is pending.
-                await session.refresh(row)
+                row = await _row(repo, inp.session_id)
                 walked = row.walked_path[-1]["node_id"] if row.walked_path else None
                 if walked != inp.node_id or row.pending_node is None:
                     raise reject(REJECT_CONFLICT, f"Node '{inp.node_id}' is not pending any more")
@@ -197,9 +199,12 @@ class WalkPersistence:
 async def _row(repo: WalkSessionRepository, session_id: uuid.UUID) -> L1WalkSession:
     row = await repo.get(session_id)
     if row is None:
-        raise ApplicationError(f"Walk session {session_id} no longer exists", type=REJECT_NOT_FOUND,
-                               non_retryable=True)
+        raise _gone(session_id)
     return row
+
+
+def _gone(session_id: uuid.UUID) -> ApplicationError:
+    return ApplicationError(f"Walk session {session_id} no longer exists", type=REJECT_NOT_FOUND, non_retryable=True)
 
 
 async def _tree(session: AsyncSession, flow_id: uuid.UUID) -> FlowTree | None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, literal, null, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
-from db.models import InternalTicket, L1WalkNote, L1WalkSession
+from db.models import InternalTicket, L1Flow, L1WalkNote, L1WalkSession
 from db.repositories.base import AccountScopedRepository
 
 
@@ -56,6 +56,17 @@ class WalkSessionRepository(AccountScopedRepository[L1WalkSession]):
         row = await self.session.get(L1WalkSession, session_id, populate_existing=True)
         assert row is not None
         return row
+
+    async def flow_tree_of(self, session_id: uuid.UUID) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the session exists, and its flow's tree (None without a flow or when the flow is gone).
+
+        Two columns in one read: a step needs nothing else before its update, and the session row's walked
+        path grows with every step."""
+        row = (await self.session.execute(
+            select(L1WalkSession.id, L1Flow.tree).outerjoin(L1Flow, L1Flow.id == L1WalkSession.flow_id)
+            .where(L1WalkSession.id == session_id)
+        )).one_or_none()
+        return (False, None) if row is None else (True, row.tree)
 
     async def record_step(
         self, session_id: uuid.UUID, *, node_id: str, step: dict[str, Any], next_node: dict[str, Any], at: datetime

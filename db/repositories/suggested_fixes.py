@@ -91,13 +91,15 @@ class SuggestedFixRepository(AccountScopedRepository[SuggestedFix]):
             .execution_options(synchronize_session=False))
         return cleared is not None
 
-    async def change(self, fix_id: uuid.UUID, expected_version: int, values: dict[str, Any]) -> bool:
-        """Apply `values` and bump the version if the fix is still at `expected_version`."""
-        changed = await self.session.scalar(
+    async def change(self, fix_id: uuid.UUID, expected_version: int, values: dict[str, Any]) -> SuggestedFix | None:
+        """Apply `values` and bump the version if the fix is still at `expected_version`: the fix as changed
+        (from RETURNING, no second read), or None when it had moved on."""
+        changed: SuggestedFix | None = await self.session.scalar(
             update(SuggestedFix).where(SuggestedFix.id == fix_id, SuggestedFix.version == expected_version)
             .values(**values, version=SuggestedFix.version + 1, updated_at=func.now())
-            .returning(SuggestedFix.id).execution_options(synchronize_session=False))
-        return changed is not None
+            .returning(SuggestedFix)
+            .execution_options(synchronize_session=False, populate_existing=True))
+        return changed
 
     async def record_notice(
         self, fix_id: uuid.UUID, *, version: int, sent: int, next_reminder_at: datetime | None,

@@ -9,6 +9,7 @@ from datetime import datetime
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from db.models import AiSession, EscalationEvent
 from tests.handoffs.support import (
@@ -269,3 +270,21 @@ async def test_concurrent_duplicate_escalations_make_one_handoff(client: AsyncCl
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
     assert len(await handoffs_of(client, desk.engineer.headers, session["id"])) == 1
     assert (await _session_row(db, session["id"])).handoff_count == 1
+
+
+async def test_a_claimed_escalation_keeps_its_session_workflow_running(
+    client: AsyncClient, db: AsyncSession, temporal_client: Client
+) -> None:
+    """The run a claim's `resume` starts serves the session afterwards, so the claimer's next command finds it."""
+    desk = await make_handoff_desk(client, db)
+    session_id, handoff = await escalated(client, desk.engineer.headers)
+    assert (await claim(client, desk.senior.headers, session_id, handoff["id"])).status_code == 200
+
+    workflow = temporal_client.get_workflow_handle(f"session-{session_id}")
+    resumed = await workflow.describe()
+    assert resumed.status == WorkflowExecutionStatus.RUNNING
+    fix = await client.post(f"{API}/{session_id}/suggested-fixes", headers=desk.senior.headers,
+                            json={"title": "Re-issue the VPN certificate", "confidence_pct": 60})
+    assert fix.status_code == 201, fix.text
+    after = await workflow.describe()
+    assert (after.run_id, after.status) == (resumed.run_id, WorkflowExecutionStatus.RUNNING)
