@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import psutil
+from worker_rss import PeakRss, find_worker
 
 PASSWORD = "Bench-Password-123!"
 RETRIES = 5
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -36,7 +33,6 @@ class Run:
     parked: int = 0
     park_latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    peak_rss: int = 0
     park_wall_s: float = 0.0
     retries: int = 0
 
@@ -44,29 +40,6 @@ class Run:
         """The p-th percentile park latency in milliseconds."""
         ordered = sorted(self.park_latencies)
         return 1000 * ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
-
-
-def find_worker(pid: int | None) -> psutil.Process | None:
-    """The worker process: the given pid, else the one running this project's worker.py."""
-    if pid:
-        return psutil.Process(pid)
-    target = str(PROJECT_ROOT / "worker.py")
-    for proc in psutil.process_iter(["cmdline"]):
-        if target in (proc.info.get("cmdline") or []):
-            return proc
-    return None
-
-
-async def sample_rss(proc: psutil.Process | None, run: Run, stop: asyncio.Event) -> None:
-    """Keep the worker's peak resident memory (its children included) until `stop`."""
-    while proc is not None and not stop.is_set():
-        try:
-            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-        except psutil.Error:
-            return
-        run.peak_rss = max(run.peak_rss, rss)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=0.5)
 
 
 async def setup(http: httpx.AsyncClient, reminder: str) -> dict[str, str]:
@@ -125,11 +98,10 @@ async def reminders(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
 
 async def main(args: argparse.Namespace) -> int:
     """Park, wait for the reminders, print the table."""
-    run, stop = Run(), asyncio.Event()
-    proc = find_worker(args.worker_pid)
-    if proc is None:
+    run = Run()
+    rss = PeakRss(find_worker(args.worker_pid)).start()
+    if rss.proc is None:
         print("note: no worker process found; RSS is not measured (pass --worker-pid)", file=sys.stderr)
-    sampler = asyncio.create_task(sample_rss(proc, run, stop))
     limits = httpx.Limits(max_connections=args.concurrency + 5, max_keepalive_connections=args.concurrency + 5,
                           keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=args.base_url, timeout=120, limits=limits) as http:
@@ -162,18 +134,17 @@ async def main(args: argparse.Namespace) -> int:
             await asyncio.sleep(2)
             fired = await reminders(http, headers)
             print(f"  reminders {fired}/{run.parked}", file=sys.stderr)
-    stop.set()
-    await sampler
+    await rss.stop()
     rate = run.parked / run.park_wall_s if run.park_wall_s else float("nan")
     print(f"\n| measure | value |\n|---|---|\n"
           f"| fixes parked | {run.parked} of {args.fixes} ({len(run.errors)} errors, {run.retries} 503s retried) |\n"
           f"| time to park | {run.park_wall_s:.1f} s ({rate:.1f} fixes/s, {args.concurrency} at a time) |\n"
           f"| park PATCH p50 / p99 | {run.pct(50):.0f} ms / {run.pct(99):.0f} ms |\n"
-          f"| worker peak RSS | {run.peak_rss / 2**20:.0f} MB |\n"
+          f"| worker peak RSS | {rss.mb(rss.peak)} (target < 300 MB) |\n"
           f"| first reminders fired | {fired} of {run.parked} |")
     for error in run.errors[:5]:
         print(f"error: {error}", file=sys.stderr)
-    return 0 if fired >= run.parked == args.fixes else 1
+    return 0 if fired >= run.parked == args.fixes and rss.peak < 300 * 2**20 else 1
 
 
 async def _progress(run: Run, total: int, started: float) -> None:
