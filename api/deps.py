@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -93,6 +93,15 @@ async def _access(request: Request, settings: Settings, token: str | None,
     return found
 
 
+async def _owned(request: Request, settings: Settings, token: str | None, lookup: Lookup,
+                 not_found: str) -> dict[str, Any]:
+    """The looked-up entity's columns, read with the caller; `NotFound(not_found)` when it is not in the account."""
+    entity = (await _access(request, settings, token, lookup)).entity
+    if entity is None:
+        raise NotFound(not_found)
+    return entity
+
+
 async def get_caller(request: Request, settings: SettingsDep, token: TokenDep) -> Caller:
     """The user named by the bearer token, with its account's subscription status (see `_access`)."""
     cached: Caller | None = getattr(request.state, "caller", None)
@@ -178,10 +187,7 @@ WalkCommandsDep = Annotated[WalkCommands, Depends(get_walk_commands)]
 async def get_owned_walk(session_id: uuid.UUID, request: Request, settings: SettingsDep,
                          token: TokenDep) -> WalkRef:
     """The walk named in the path when it belongs to the caller's account (404 otherwise), read with the caller."""
-    entity = (await _access(request, settings, token, walk_lookup(session_id))).entity
-    if entity is None:
-        raise NotFound("Walk session not found")
-    return WalkRef(**entity)
+    return WalkRef(**await _owned(request, settings, token, walk_lookup(session_id), "Walk session not found"))
 
 
 OwnedWalk = Annotated[WalkRef, Depends(get_owned_walk)]
@@ -211,10 +217,7 @@ async def get_owned_ai_session(session_id: uuid.UUID, request: Request, settings
                                token: TokenDep) -> AiSessionRef:
     """The AI session named in the path when it belongs to the caller's account (404 otherwise), read with the
     caller."""
-    entity = (await _access(request, settings, token, ai_session_lookup(session_id))).entity
-    if entity is None:
-        raise NotFound("AI session not found")
-    return AiSessionRef(**entity)
+    return AiSessionRef(**await _owned(request, settings, token, ai_session_lookup(session_id), "AI session not found"))
 
 
 OwnedAiSession = Annotated[AiSessionRef, Depends(get_owned_ai_session)]
@@ -223,10 +226,9 @@ OwnedAiSession = Annotated[AiSessionRef, Depends(get_owned_ai_session)]
 async def get_owned_fix(session_id: uuid.UUID, fix_id: uuid.UUID, request: Request, settings: SettingsDep,
                         token: TokenDep) -> FixRef:
     """The fix named in the path when it belongs to that session of the caller's account (404 otherwise)."""
-    entity = (await _access(request, settings, token, fix_lookup(session_id, fix_id))).entity
-    if entity is None:
-        raise NotFound("Suggested fix not found in this session")
-    return FixRef(**entity)
+    found = await _owned(request, settings, token, fix_lookup(session_id, fix_id),
+                         "Suggested fix not found in this session")
+    return FixRef(**found)
 
 
 OwnedFix = Annotated[FixRef, Depends(get_owned_fix)]
@@ -243,10 +245,9 @@ HandoffCommandsDep = Annotated[HandoffCommands, Depends(get_handoff_commands)]
 async def get_owned_handoff(session_id: uuid.UUID, handoff_id: uuid.UUID, request: Request, settings: SettingsDep,
                             token: TokenDep) -> HandoffRef:
     """The handoff named in the path when it belongs to that session of the caller's account (404 otherwise)."""
-    entity = (await _access(request, settings, token, handoff_lookup(session_id, handoff_id))).entity
-    if entity is None:
-        raise NotFound("Handoff not found in this session")
-    return HandoffRef(**entity)
+    found = await _owned(request, settings, token, handoff_lookup(session_id, handoff_id),
+                         "Handoff not found in this session")
+    return HandoffRef(**found)
 
 
 OwnedHandoff = Annotated[HandoffRef, Depends(get_owned_handoff)]
