@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         default=20, ge=1,
         description="Workflow tasks a worker works on at once (the SDK's default is 100). One process runs them on "
                     "one core: when parked work wakes up and replays, more than it can finish within the task "
-                    "timeout time out and run again (5,000 parked fixes: 478 timed-out tasks at 100, 652 at 50, "
+                    "timeout time out and run again (5,000 parked fixes: 478 timed-out tasks at 100, 868 at 50, "
                     "none at 20; docs/performance.md). The rest wait on the server.",
     )
     workflow_idle_unload_s: int = Field(

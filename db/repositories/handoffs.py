@@ -46,14 +46,6 @@ class HandoffRepository(AccountScopedRepository[SessionHandoff]):
         await self.session.execute(update(SessionHandoff).where(SessionHandoff.id == handoff_id).values(**values)
                                    .execution_options(synchronize_session=False))
 
-    async def in_session(self, account_id: uuid.UUID, session_id: uuid.UUID,
-                         handoff_id: uuid.UUID) -> SessionHandoff | None:
-        """The handoff when it belongs to that session of that account (anything else is not found)."""
-        found: SessionHandoff | None = await self.session.scalar(select(SessionHandoff).where(
-            SessionHandoff.id == handoff_id, SessionHandoff.session_id == session_id,
-            SessionHandoff.account_id == account_id))
-        return found
-
     async def for_session(self, session_id: uuid.UUID) -> Sequence[SessionHandoff]:
         """Every handoff of a session, oldest first."""
         return (await self.session.scalars(select(SessionHandoff).where(SessionHandoff.session_id == session_id)

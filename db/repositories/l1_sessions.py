@@ -168,12 +168,3 @@ class WalkSessionRepository(AccountScopedRepository[L1WalkSession]):
             .offset(offset)
         )
         return result.scalars().all()
-
-    async def ref_in_account(self, account_id: uuid.UUID, session_id: uuid.UUID) -> Any | None:
-        """The few columns a command route needs (id, account, status, kind, category), or None."""
-        result = await self.session.execute(
-            select(L1WalkSession.id, L1WalkSession.account_id, L1WalkSession.status, L1WalkSession.session_kind,
-                   L1WalkSession.category)
-            .where(L1WalkSession.id == session_id, L1WalkSession.account_id == account_id)
-        )
-        return result.one_or_none()

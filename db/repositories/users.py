@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import Conflict
-from db.models import Subscription, User
+from db.models import User
 from db.repositories.base import AccountScopedRepository
 
 ENGINEER_ROLES = ("engineer", "admin", "owner")
@@ -43,17 +43,6 @@ class UserRepository(AccountScopedRepository[User]):
 
     def _visible(self, query: Select[Any]) -> Select[Any]:
         return query.where(User.deleted_at.is_(None))  # a soft-deleted user is gone for the API
-
-    async def get_with_subscription_status(self, user_id: uuid.UUID) -> tuple[User, str | None] | None:
-        """The user and its account's subscription status (None without a subscription row), in one query."""
-        # One round trip instead of two on every authenticated request (the caller and the 402 check).
-        result = await self.session.execute(
-            select(User, Subscription.status)
-            .outerjoin(Subscription, Subscription.account_id == User.account_id)
-            .where(User.id == user_id)
-        )
-        row = result.one_or_none()
-        return None if row is None else (row[0], row[1])
 
     async def get_by_email(self, email: str) -> User | None:
         """Case-insensitive email lookup."""
