@@ -65,6 +65,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
 OPEN_STATUSES = ("active", "paused")
+# Statuses whose run stays for the idle period: open ones, and an escalation waiting for its claim.
+HELD_STATUSES = (*OPEN_STATUSES, "escalated")
 
 
 @workflow.defn
@@ -115,6 +117,8 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
                     idle = True  # the next command starts a new run from Postgres
                     break
             await self._finish()
+            if not idle and self.current.status == "escalated" and workflow.patched("hold-an-escalated-run"):
+                await self._await_claim(deadline)
             # A claim's `resume` starts a run that loads the session still escalated; once it lands the session
             # is active: serve it here rather than end, so the claimer's next command finds this run.
             if not self._serving(self.current) or not workflow.patched("serve-a-resumed-session"):
@@ -288,13 +292,22 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
     def _due(self, state: SessionControl) -> datetime | None:
         if state.status_recheck is not None:
             return state.status_recheck.due_at
-        return state.last_activity_at + self._idle if state.status in OPEN_STATUSES else None
+        return state.last_activity_at + self._idle if state.status in HELD_STATUSES else None
 
     @staticmethod
     def _due_summary(state: SessionControl) -> str:
         if state.status_recheck is not None:
             return f"re-read ticket {state.status_recheck.ticket.ticket_id}'s status (drift watch)"
+        if state.status == "escalated":
+            return "escalated and unclaimed: unload the session (its state is in Postgres)"
         return "idle: unload the session (its state is in Postgres)"
+
+    async def _await_claim(self, deadline: Deadline) -> None:
+        """Keep an escalated session's run for the idle period: seniors claim from a live queue, and a claim's
+        `resume` then reaches this cached run (one update) instead of starting a run that loads the session."""
+        await deadline.wait(lambda: self.current.status != "escalated" or self._serving(self.current)
+                            or history_is_long())
+        await self._finish()
 
     async def _recheck(self, recheck: StatusRecheck) -> None:
         """Re-read the ticket's status once; on drift the engineer is notified (in-app, and email best-effort)."""

@@ -170,15 +170,28 @@ async def test_add_fix_then_close_ends_the_run_and_a_second_close_conflicts(env:
     assert store.names().count(LOAD_SESSION.name) == 2
 
 
-async def test_an_escalated_session_may_still_be_resolved(env: Env) -> None:
+async def test_an_escalated_session_keeps_its_run_and_may_still_be_resolved(env: Env) -> None:
+    _, _, store = env
     create = _create()
     _, handle = await _open(env, create)
     package = CloseInput(kind="escalation_package", markdown="Needs L2.", by_user_id=uuid.uuid4())
     escalated = await handle.execute_update(TroubleshootingSessionWorkflow.close_local, package)
-    assert escalated.outcome == "escalated_local" and await handle.result() == "escalated"
+    assert escalated.outcome == "escalated_local"
+    # The run waits for a claim (or the idle period) rather than end: the next command reaches it, no reload.
     resolved, second = await _send(env, create.session_id, create.account_id,
                                    TroubleshootingSessionWorkflow.close_local, NOTE)
+    assert second.result_run_id == handle.result_run_id
     assert resolved.session_status == "resolved" and await second.result() == "resolved"
+    assert LOAD_SESSION.name not in store.names()
+
+
+async def test_an_unclaimed_escalation_ends_its_run_after_the_idle_period(env: Env) -> None:
+    create = _create()
+    _, handle = await _open(env, create, idle_timeout_s=2)
+    package = CloseInput(kind="escalation_package", markdown="Needs L2.", by_user_id=uuid.uuid4())
+    await handle.execute_update(TroubleshootingSessionWorkflow.close_local, package)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert await asyncio.wait_for(handle.result(), timeout=15) == "escalated"
 
 
 async def _load_seeded(env: Env, seeded: SessionControl) -> WorkflowHandle[Any, Any]:
