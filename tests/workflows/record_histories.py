@@ -2,7 +2,7 @@
 
 Run it when a workflow change is meant to be compatible with runs in flight: the replay test then
 proves the new code replays what the old code wrote. Never re-record to make a failing replay pass.
-Name the groups to record (walk, session, fix, handoff; default: all), so recording a new workflow keeps the
+Name the groups to record (walk, session, fix, escalation, handoff; default: all), so recording a new workflow keeps the
 older histories as they are.
 """
 
@@ -118,6 +118,23 @@ async def _session(client: Client, queue: str, store: FakeAiStore) -> uuid.UUID:
     return draft.fix_id
 
 
+async def _session_escalated(client: Client, queue: str) -> None:
+    """Create, then the escalation package; nobody claims it, so the run ends after its (2 s) idle period."""
+    create = SessionCreate(session_id=uuid.uuid4(), account_id=uuid.uuid4(), user_id=uuid.uuid4(), session_type="chat",
+                           intake_type="free_text", intake_text="The VPN drops", problem_summary="vpn")
+    sid = create.session_id
+    start = WithStartWorkflowOperation(
+        TroubleshootingSessionWorkflow.run, SessionInput(session_id=sid, account_id=create.account_id,
+                                                         created_by_update=True, idle_timeout_s=2),
+        id=session_workflow_id(sid), task_queue=queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    await client.execute_update_with_start_workflow(TroubleshootingSessionWorkflow.create, create,
+                                                    start_workflow_operation=start)
+    handle = await start.workflow_handle()
+    await handle.execute_update(TroubleshootingSessionWorkflow.close_local, CloseInput(
+        kind="escalation_package", markdown="Needs L2.", by_user_id=create.user_id))
+    await _save(client, "session", {"escalated": session_workflow_id(sid)})
+
+
 async def _fix(client: Client, queue: str, store: FakeAiStore, fix_id: uuid.UUID) -> None:
     """Apply, park with a one-second reminder (it fires and emails), then record success."""
     store.reminders_s, store.overdue_s = (1.0,), 60.0
@@ -171,6 +188,8 @@ async def record(groups: set[str]) -> None:
                 fix_id = await _session(env.client, queue, ai)
                 if "fix" in groups:
                     await _fix(env.client, queue, ai, fix_id)
+            if "escalation" in groups:
+                await _session_escalated(env.client, queue)
             if "handoff" in groups:
                 await _handoff(env.client, queue, handoffs)
     finally:
@@ -178,4 +197,4 @@ async def record(groups: set[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(set(sys.argv[1:]) or {"walk", "session", "fix", "handoff"}))
+    asyncio.run(record(set(sys.argv[1:]) or {"walk", "session", "fix", "escalation", "handoff"}))
