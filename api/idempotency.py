@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deps import CurrentUser
@@ -73,7 +74,7 @@ class IdempotentCommand:
         """The command's answer (models, lists of them, or None for no body) as JSON, stored for replay; or the
         stored answer of the first request."""
         if self.key is None:
-            return _response(jsonable_encoder(await command()), status_code)
+            return _answer(await command(), status_code)
         replay = await self._claim()
         if replay is not None:
             return replay
@@ -89,7 +90,7 @@ class IdempotentCommand:
         except BaseException:
             await self._release()
             raise
-        body = jsonable_encoder(result)
+        body = _jsonable(result)
         await self._complete(status_code, body)
         return _response(body, status_code)
 
@@ -129,6 +130,24 @@ class IdempotentCommand:
                 await IdempotencyRepository(session).release(self._account_id, self.key)
         except Exception:  # the lease expires on its own; the original error matters more
             log.exception("could not release idempotency key %s", self.key)
+
+
+def _jsonable(result: Any) -> Any:
+    """The answer as JSON-ready data. Models go through pydantic's own serializer: `jsonable_encoder` walks the
+    dumped dict again in Python, which was ~9 % of the API's CPU on a walk step."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", by_alias=True)
+    if isinstance(result, list) and all(isinstance(item, BaseModel) for item in result):
+        return [item.model_dump(mode="json", by_alias=True) for item in result]
+    return jsonable_encoder(result)
+
+
+def _answer(result: Any, status_code: int) -> Response:
+    """An answer that is not kept for replay: a model is serialized straight to JSON bytes."""
+    if isinstance(result, BaseModel):
+        return Response(result.model_dump_json(by_alias=True), status_code=status_code,
+                        media_type="application/json")
+    return _response(_jsonable(result), status_code)
 
 
 def _response(body: Any, status_code: int, headers: dict[str, str] | None = None) -> Response:
