@@ -1,7 +1,8 @@
 """Commands one workflow sends another through the one command path (update-with-start on the entity's id).
 
-A handoff's claim must make its session active, but the session row belongs to the session's workflow: this
-activity asks that workflow, so the session never learns of a change behind its back.
+A handoff's claim must make its session active, but the session row belongs to the session's workflow: these
+activities ask that workflow, so the session never learns of a change behind its back. `claim_and_resume` also
+records the claim first, so a claim is one activity rather than two in a row.
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.persistence.handoffs import HandoffPersistence
 from core.config import Settings
 from core.errors import Conflict, DomainError, EngineUnavailable, NotFound
 from db.repositories.ai_sessions import AiSessionRepository
 from services.ai_sessions import AiSessionRef, SessionCommands
 from services.workflow_client import WorkflowClient
-from workflows.contracts.handoff import SESSIONS_RESUME_FROM_HANDOFF, ResumeInput, ResumeResult, ResumeSessionInput
+from workflows.contracts.handoff import (
+    SESSIONS_CLAIM_AND_RESUME,
+    SESSIONS_RESUME_FROM_HANDOFF,
+    ClaimAndResumeInput,
+    ClaimedAndResumed,
+    ResumeInput,
+    ResumeResult,
+    ResumeSessionInput,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +42,28 @@ class WorkflowCommandActivities:
         self._sessions = SessionCommands(
             WorkflowClient(client, task_queue=task_queue, accept_timeout_s=settings.workflow_call_timeout_s), settings)
         self._session_factory = session_factory
+        self._handoffs = HandoffPersistence(session_factory)
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker."""
-        return [self.resume_from_handoff]
+        return [self.claim_and_resume, self.resume_from_handoff]
+
+    @activity.defn(name=SESSIONS_CLAIM_AND_RESUME)
+    async def claim_and_resume(self, inp: ClaimAndResumeInput) -> ClaimedAndResumed:
+        """Record the claim (its failures fail the activity), then one `resume` whose outcome is returned, not
+        raised: a resume still to do is the workflow's to retry on its own."""
+        recorded = await self._handoffs.claim_handoff(inp.claim)
+        try:
+            resumed = await self.resume_from_handoff(inp.resume)
+        except ApplicationError as exc:
+            if exc.non_retryable:
+                return ClaimedAndResumed(recorded=recorded, resume_refused=str(exc)[:2_000])
+            log.warning("handoff %s: resume to retry: %s", inp.claim.handoff_id, exc)
+            return ClaimedAndResumed(recorded=recorded)
+        except Exception:  # the claim is committed: whatever failed here is the resume's retry's to fix
+            log.exception("handoff %s: resume to retry", inp.claim.handoff_id)
+            return ClaimedAndResumed(recorded=recorded)
+        return ClaimedAndResumed(recorded=recorded, resumed=resumed)
 
     @activity.defn(name=SESSIONS_RESUME_FROM_HANDOFF)
     async def resume_from_handoff(self, inp: ResumeSessionInput) -> ResumeResult:

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, reject
     from workflows.contracts.handoff import (
+        CLAIM_AND_RESUME,
         CLAIM_HANDOFF,
         HANDOFF_NOTICE,
         LOAD_HANDOFF,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RESUME_SESSION,
         STORE_ASSESSMENT,
         AssessmentRequest,
+        ClaimAndResumeInput,
         ClaimHandoffInput,
         ClaimInput,
         ClaimResult,
@@ -119,19 +121,25 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
                 return state, ClaimResult(claimed_by_id=inp.user_id, claimed_by_name=state.claimed_by_name or "",
                                           claimed_at=state.claimed_at, changed=False)
             at = reserved[2] if reserved is not None else workflow.now()
-            recorded = await CLAIM_HANDOFF(ClaimHandoffInput(handoff_id=state.id, user_id=inp.user_id,
-                                                             user_name=inp.user_name, at=at))
-            self._send(recorded.emails)
-            claimed = recorded.control
-            session_status = None
-            try:
-                resumed = await RESUME_SESSION(
-                    ResumeSessionInput(account_id=state.account_id, session_id=state.session_id, handoff_id=state.id,
-                                       by_user_id=inp.user_id), summary="make the session active again")
-                session_status = resumed.session_status
-            except ActivityError as exc:  # the claim stands; the session's own workflow said no
-                workflow.logger.warning("handoff %s: session %s not resumed: %s", state.id, state.session_id,
-                                        exc.cause or exc)
+            claim = ClaimHandoffInput(handoff_id=state.id, user_id=inp.user_id, user_name=inp.user_name, at=at)
+            resume = ResumeSessionInput(account_id=state.account_id, session_id=state.session_id,
+                                        handoff_id=state.id, by_user_id=inp.user_id)
+            if workflow.patched("claim-and-resume-in-one-activity"):
+                done = await CLAIM_AND_RESUME(ClaimAndResumeInput(claim=claim, resume=resume),
+                                              summary="record the claim and make the session active again")
+                self._send(done.recorded.emails)
+                claimed = done.recorded.control
+                if done.resumed is not None:
+                    session_status: str | None = done.resumed.session_status
+                elif done.resume_refused is not None:
+                    session_status = self._not_resumed(state, done.resume_refused)
+                else:
+                    session_status = await self._resume(state, resume)
+            else:  # runs that claimed before the one activity existed
+                recorded = await CLAIM_HANDOFF(claim)
+                self._send(recorded.emails)
+                claimed = recorded.control
+                session_status = await self._resume(state, resume)
             assert claimed.claimed_at is not None
             return state.model_copy(update={"claimed_by_id": inp.user_id, "claimed_by_name": inp.user_name,
                                             "claimed_at": claimed.claimed_at, "next_renotify_at": None}), ClaimResult(
@@ -153,6 +161,18 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
             _check_claim(self._state, inp, workflow.now())
 
     # --- helpers ----------------------------------------------------------------------------
+
+    async def _resume(self, state: HandoffControl, resume: ResumeSessionInput) -> str | None:
+        """`resume` on the session's workflow (retried by Temporal); None when it said no: the claim stands."""
+        try:
+            resumed = await RESUME_SESSION(resume, summary="make the session active again")
+        except ActivityError as exc:
+            return self._not_resumed(state, exc.cause or exc)
+        return resumed.session_status
+
+    @staticmethod
+    def _not_resumed(state: HandoffControl, why: object) -> None:
+        workflow.logger.warning("handoff %s: session %s not resumed: %s", state.id, state.session_id, why)
 
     async def _assess(self) -> None:
         state = self.current

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -14,9 +14,12 @@ from workflows.contracts.handoff import (
     HANDOFF_NOTICE,
     LLM_HANDOFF_ASSESSMENT_FOR,
     LOAD_HANDOFF,
+    SESSIONS_CLAIM_AND_RESUME,
     SESSIONS_RESUME_FROM_HANDOFF,
     STORE_ASSESSMENT,
     AssessmentRequest,
+    ClaimAndResumeInput,
+    ClaimedAndResumed,
     ClaimHandoffInput,
     ClaimRecorded,
     HandoffControl,
@@ -43,9 +46,12 @@ class FakeHandoffStore:
         self.assess: asyncio.Event = asyncio.Event()  # the model answers once set
         self.model_fails = False
         self.claimed: ClaimHandoffInput | None = None
+        # How the combined activity's one resume attempt goes: answered, refused (the claim stands), or to retry.
+        self.first_resume: Literal["resumed", "refused", "to_retry"] = "resumed"
 
     def activities(self) -> list[Any]:
-        return [self.load, self.claim, self.notice, self.store, self.assessment, self.resume, self.email]
+        return [self.load, self.claim, self.claim_and_resume, self.notice, self.store, self.assessment, self.resume,
+                self.email]
 
     @activity.defn(name=LOAD_HANDOFF.name)
     async def load(self, inp: HandoffRef) -> LoadHandoffResult:
@@ -59,6 +65,19 @@ class FakeHandoffStore:
         return ClaimRecorded(control=handoff_control().model_copy(update={
             "claimed_by_id": self.claimed.user_id, "claimed_by_name": self.claimed.user_name,
             "claimed_at": self.claimed.at}))
+
+    @activity.defn(name=SESSIONS_CLAIM_AND_RESUME)
+    async def claim_and_resume(self, inp: ClaimAndResumeInput) -> ClaimedAndResumed:
+        self.calls.append(SESSIONS_CLAIM_AND_RESUME)
+        self.claimed = self.claimed or inp.claim
+        recorded = ClaimRecorded(control=handoff_control().model_copy(update={
+            "claimed_by_id": self.claimed.user_id, "claimed_by_name": self.claimed.user_name,
+            "claimed_at": self.claimed.at}))
+        if self.first_resume == "refused":
+            return ClaimedAndResumed(recorded=recorded, resume_refused="Conflict: This session is resolved")
+        if self.first_resume == "to_retry":
+            return ClaimedAndResumed(recorded=recorded)
+        return ClaimedAndResumed(recorded=recorded, resumed=ResumeResult(session_status="active", resumed=True))
 
     @activity.defn(name=HANDOFF_NOTICE.name)
     async def notice(self, inp: HandoffNoticeInput) -> HandoffNoticeResult:

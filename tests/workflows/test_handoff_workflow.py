@@ -19,6 +19,7 @@ from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE
 from workflows.contracts.handoff import (
     CLAIM_HANDOFF,
     HANDOFF_NOTICE,
+    SESSIONS_CLAIM_AND_RESUME,
     SESSIONS_RESUME_FROM_HANDOFF,
     ClaimInput,
     HandoffInput,
@@ -62,7 +63,9 @@ async def test_many_claims_have_one_winner_and_the_losers_learn_who(env: Env) ->
     won = [a for a in answers if not isinstance(a, BaseException)]
     lost = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
     assert len(won) == 1 and len(lost) == 9
-    assert store.calls.count(CLAIM_HANDOFF.name) == 1 and store.calls.count(SESSIONS_RESUME_FROM_HANDOFF) == 1
+    # One activity records the claim and resumes the session; neither of the two older activities runs.
+    assert store.calls.count(SESSIONS_CLAIM_AND_RESUME) == 1
+    assert CLAIM_HANDOFF.name not in store.calls and SESSIONS_RESUME_FROM_HANDOFF not in store.calls
     winner = won[0]
     assert winner.session_status == "active" and winner.changed
     for failure in lost:
@@ -72,7 +75,19 @@ async def test_many_claims_have_one_winner_and_the_losers_learn_who(env: Env) ->
         assert cause.details[0]["claimed_by_id"] == str(winner.claimed_by_id)
     again = await handle.execute_update(HandoffWorkflow.claim, _claim(winner.claimed_by_id))  # a double click
     assert not again.changed and again.claimed_at == winner.claimed_at
-    assert store.calls.count(CLAIM_HANDOFF.name) == 1
+    assert store.calls.count(SESSIONS_CLAIM_AND_RESUME) == 1
+
+
+async def test_a_resume_still_to_do_is_retried_alone_and_a_refused_one_leaves_the_claim(env: Env) -> None:
+    _, _, store = env
+    store.first_resume = "to_retry"
+    first = await (await _start(env)).execute_update(HandoffWorkflow.claim, _claim(uuid.uuid4()))
+    assert first.changed and first.session_status == "active"  # from the retried resume
+    assert store.calls.count(SESSIONS_CLAIM_AND_RESUME) == 1 and store.calls.count(SESSIONS_RESUME_FROM_HANDOFF) == 1
+    store.first_resume, store.claimed = "refused", None
+    second = await (await _start(env)).execute_update(HandoffWorkflow.claim, _claim(uuid.uuid4()))
+    assert second.changed and second.session_status is None
+    assert store.calls.count(SESSIONS_CLAIM_AND_RESUME) == 2 and store.calls.count(SESSIONS_RESUME_FROM_HANDOFF) == 1
 
 
 async def test_the_escalator_is_refused_without_a_trace_in_history(env: Env) -> None:

@@ -236,6 +236,22 @@ class ResumeSessionInput(BaseModel):
     by_user_id: uuid.UUID
 
 
+class ClaimAndResumeInput(BaseModel):
+    """`sessions.claim_and_resume`: record the claim, then ask the session's workflow to resume, in one activity."""
+
+    claim: ClaimHandoffInput
+    resume: ResumeSessionInput
+
+
+class ClaimedAndResumed(BaseModel):
+    """The stored claim and how the one resume attempt went: `resumed` when the session's workflow answered,
+    `resume_refused` when it said no (the claim stands), neither when the resume is still to do."""
+
+    recorded: ClaimRecorded
+    resumed: ResumeResult | None = None
+    resume_refused: str | None = Field(default=None, max_length=2_000)
+
+
 class ResumeSessionRow(BaseModel):
     """`persistence.resume_ai_session`: make the session active again (idempotent)."""
 
@@ -257,12 +273,20 @@ RESUME_SESSION_ROW = persistence("persistence.resume_ai_session", ResumeSessionR
 
 LLM_HANDOFF_ASSESSMENT_FOR = "llm.handoff_assessment_for"
 SESSIONS_RESUME_FROM_HANDOFF = "sessions.resume_from_handoff"
+SESSIONS_CLAIM_AND_RESUME = "sessions.claim_and_resume"
 # The session's workflow answers a resume with one Postgres write; an unreachable engine is retried.
 RESUME_SESSION: ActivityRef[ResumeSessionInput, ResumeResult] = ActivityRef(
     SESSIONS_RESUME_FROM_HANDOFF, ResumeResult, timedelta(seconds=30),
     RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
                 non_retryable_error_types=["Conflict", "NotFound"]),
 )
+
+# The claim write and its first resume in one regular activity: one dispatch and one workflow task fewer than
+# CLAIM_HANDOFF then RESUME_SESSION. Only the claim's own failure fails it (and is retried as CLAIM_HANDOFF is);
+# a resume that did not happen comes back as such and the workflow retries the resume alone through
+# RESUME_SESSION, so a resume's retry never re-runs the committed claim (whose emails come with its first answer).
+CLAIM_AND_RESUME: ActivityRef[ClaimAndResumeInput, ClaimedAndResumed] = ActivityRef(
+    SESSIONS_CLAIM_AND_RESUME, ClaimedAndResumed, PERSIST_TIMEOUT + timedelta(seconds=30), PERSIST_RETRY)
 
 
 def assessment_activity(timeout: timedelta) -> ActivityRef[AssessmentRequest, HandoffAssessment]:
