@@ -126,8 +126,8 @@ class Settings(BaseSettings):
     workflow_idle_unload_s: int = Field(
         default=3600, ge=1,
         description="An AI session or fix workflow with nothing due ends its run after this long without a "
-                    "command (its state is in Postgres; the next command starts a new run). Bounds how many "
-                    "workflows stay open.",
+                    "command (its state is in Postgres; the next command starts a new run); an escalated "
+                    "session's run waits this long for its claim. Bounds how many workflows stay open.",
     )
 
     handoff_assessment_timeout_s: int = Field(
