@@ -6,7 +6,9 @@
 Needs a running stack (`rflow dev`, or Temporal + worker + API by hand). Untimed setup: registers a fresh
 account whose owner escalates, adds one engineer who claims (the escalator may not claim its own handoff), opens
 `--callers` x `--each` AI sessions (plus `--alone` + 1 for the claimer alone) and escalates each one, then waits
-until every handoff's AI assessment is in (`--settle-seconds` at most), so none lands during the timing. Every
+until every handoff's AI assessment is in (`--settle-seconds` at most), so none lands during the timing. The
+claimer alone's escalations are made after the floor, right before its claims, so that their workflows are in
+the worker's cache as the floor's are (made first, the ~300 workflows after them evicted them). Every
 claim is of its own handoff, so it wins (the race is bench/claim_race.py's); it records the claim and makes the
 session active again through the session's workflow. Then it measures the floor (bench/floor.py: EchoWorkflow
 `echo` updates on the same Temporal and task queue, 1 caller and `--callers` callers), 1 claimer alone (`--alone`
@@ -91,21 +93,27 @@ async def run(args: argparse.Namespace) -> int:
             async with gate:
                 return await escalations(http, owner, count)
 
+        async def settled(handoffs: list[Handoff]) -> int:
+            deadline = time.monotonic() + args.settle_seconds
+
+            async def one(sid: str) -> bool:
+                async with gate:
+                    return await assessed(http, owner, sid, deadline)
+
+            return sum(await asyncio.gather(*(one(sid) for sid, _ in handoffs)))
+
         started = time.perf_counter()
-        alone_handoffs = await prepared(args.alone + 1)
         owned = await asyncio.gather(*(prepared(args.each) for _ in range(args.callers)))
-        every = alone_handoffs + [h for handoffs in owned for h in handoffs]
-        deadline = time.monotonic() + args.settle_seconds
-
-        async def settled(sid: str) -> bool:
-            async with gate:
-                return await assessed(http, owner, sid, deadline)
-
-        done = sum(await asyncio.gather(*(settled(sid) for sid, _ in every)))
+        every = [h for handoffs in owned for h in handoffs]
+        done = await settled(every)
         print(f"setup: {len(every)} sessions escalated, {done} assessed, in {time.perf_counter() - started:.1f}s",
               file=sys.stderr)
 
         floor_1, floor_n = await floors(args, args.callers, args.each, args.alone)
+        # Set up last, so its workflows are still in the worker's cache, as the floor's are.
+        alone_handoffs = await prepared(args.alone + 1)
+        every += alone_handoffs
+        done += await settled(alone_handoffs)
         await claim_all(http, senior, user_id, alone_handoffs[:1], Samples())  # warm-up
         alone = Samples()
         started = time.perf_counter()
