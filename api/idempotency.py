@@ -134,7 +134,7 @@ class IdempotentCommand:
 
 def _jsonable(result: Any) -> Any:
     """The answer as JSON-ready data. Models go through pydantic's own serializer: `jsonable_encoder` walks the
-    dumped dict again in Python, which was ~9 % of the API's CPU on a walk step."""
+    dumped dict again in Python (0.12 ms for a walk step's answer after 10 steps, 0.43 ms after 50)."""
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json", by_alias=True)
     if isinstance(result, list) and all(isinstance(item, BaseModel) for item in result):

@@ -132,7 +132,8 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
                 if done.resumed is not None:
                     session_status: str | None = done.resumed.session_status
                 elif done.resume_refused is not None:
-                    session_status = self._not_resumed(state, done.resume_refused)
+                    self._not_resumed(state, done.resume_refused)
+                    session_status = None
                 else:
                     session_status = await self._resume(state, resume)
             else:  # runs that claimed before the one activity existed
@@ -167,11 +168,13 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
         try:
             resumed = await RESUME_SESSION(resume, summary="make the session active again")
         except ActivityError as exc:
-            return self._not_resumed(state, exc.cause or exc)
+            self._not_resumed(state, exc.cause or exc)
+            return None
         return resumed.session_status
 
     @staticmethod
     def _not_resumed(state: HandoffControl, why: object) -> None:
+        """The session's workflow said no to the resume: the claim stands, and the log says why."""
         workflow.logger.warning("handoff %s: session %s not resumed: %s", state.id, state.session_id, why)
 
     async def _assess(self) -> None:
