@@ -272,16 +272,39 @@ async def test_concurrent_duplicate_escalations_make_one_handoff(client: AsyncCl
     assert (await _session_row(db, session["id"])).handoff_count == 1
 
 
-async def test_a_claimed_escalation_keeps_its_session_workflow_running(
+async def test_an_escalated_sessions_run_waits_for_the_claim_and_serves_the_claimer(
+    client: AsyncClient, db: AsyncSession, temporal_client: Client
+) -> None:
+    """The escalated session's run is held, so the claim's `resume` reaches it: no new run, no reload."""
+    desk = await make_handoff_desk(client, db)
+    session_id, handoff = await escalated(client, desk.engineer.headers)
+    workflow = temporal_client.get_workflow_handle(f"session-{session_id}")
+    held = await workflow.describe()
+    assert held.status == WorkflowExecutionStatus.RUNNING
+
+    assert (await claim(client, desk.senior.headers, session_id, handoff["id"])).status_code == 200
+    assert (await _session_row(db, session_id)).status == "active"
+    fix = await client.post(f"{API}/{session_id}/suggested-fixes", headers=desk.senior.headers,
+                            json={"title": "Re-issue the VPN certificate", "confidence_pct": 60})
+    assert fix.status_code == 201, fix.text
+    after = await workflow.describe()
+    assert (after.run_id, after.status) == (held.run_id, WorkflowExecutionStatus.RUNNING)
+
+
+async def test_a_claim_after_the_escalated_run_ended_starts_one_that_keeps_serving(
     client: AsyncClient, db: AsyncSession, temporal_client: Client
 ) -> None:
     """The run a claim's `resume` starts serves the session afterwards, so the claimer's next command finds it."""
     desk = await make_handoff_desk(client, db)
     session_id, handoff = await escalated(client, desk.engineer.headers)
+    workflow = temporal_client.get_workflow_handle(f"session-{session_id}")
+    ended = await workflow.describe()
+    await workflow.terminate(reason="test: as if unloaded after the idle period")  # its state is in Postgres
     assert (await claim(client, desk.senior.headers, session_id, handoff["id"])).status_code == 200
 
     workflow = temporal_client.get_workflow_handle(f"session-{session_id}")
     resumed = await workflow.describe()
+    assert resumed.run_id != ended.run_id
     assert resumed.status == WorkflowExecutionStatus.RUNNING
     fix = await client.post(f"{API}/{session_id}/suggested-fixes", headers=desk.senior.headers,
                             json={"title": "Re-issue the VPN certificate", "confidence_pct": 60})
