@@ -55,13 +55,11 @@ class WorkflowCommandActivities:
         recorded = await self._handoffs.claim_handoff(inp.claim)
         try:
             resumed = await self.resume_from_handoff(inp.resume)
-        except ApplicationError as exc:
-            if exc.non_retryable:
+        except Exception as exc:  # the claim is committed: a refusal is final, anything else the retry's to fix
+            if isinstance(exc, ApplicationError) and exc.non_retryable:
                 return ClaimedAndResumed(recorded=recorded, resume_refused=str(exc)[:2_000])
-            log.warning("handoff %s: resume to retry: %s", inp.claim.handoff_id, exc)
-            return ClaimedAndResumed(recorded=recorded)
-        except Exception:  # the claim is committed: whatever failed here is the resume's retry's to fix
-            log.exception("handoff %s: resume to retry", inp.claim.handoff_id)
+            log.warning("handoff %s: resume to retry: %s", inp.claim.handoff_id, exc,
+                        exc_info=not isinstance(exc, ApplicationError))
             return ClaimedAndResumed(recorded=recorded)
         return ClaimedAndResumed(recorded=recorded, resumed=resumed)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from db.models import AiSession, EscalationEvent
 from tests.handoffs.support import (
@@ -284,11 +285,7 @@ async def test_an_escalated_sessions_run_waits_for_the_claim_and_serves_the_clai
 
     assert (await claim(client, desk.senior.headers, session_id, handoff["id"])).status_code == 200
     assert (await _session_row(db, session_id)).status == "active"
-    fix = await client.post(f"{API}/{session_id}/suggested-fixes", headers=desk.senior.headers,
-                            json={"title": "Re-issue the VPN certificate", "confidence_pct": 60})
-    assert fix.status_code == 201, fix.text
-    after = await workflow.describe()
-    assert (after.run_id, after.status) == (held.run_id, WorkflowExecutionStatus.RUNNING)
+    await _claimer_works_in_run(client, desk.senior.headers, session_id, workflow, held.run_id)
 
 
 async def test_a_claim_after_the_escalated_run_ended_starts_one_that_keeps_serving(
@@ -302,12 +299,17 @@ async def test_a_claim_after_the_escalated_run_ended_starts_one_that_keeps_servi
     await workflow.terminate(reason="test: as if unloaded after the idle period")  # its state is in Postgres
     assert (await claim(client, desk.senior.headers, session_id, handoff["id"])).status_code == 200
 
-    workflow = temporal_client.get_workflow_handle(f"session-{session_id}")
-    resumed = await workflow.describe()
+    resumed = await workflow.describe()  # the handle names no run: this is the latest
     assert resumed.run_id != ended.run_id
     assert resumed.status == WorkflowExecutionStatus.RUNNING
-    fix = await client.post(f"{API}/{session_id}/suggested-fixes", headers=desk.senior.headers,
+    await _claimer_works_in_run(client, desk.senior.headers, session_id, workflow, resumed.run_id)
+
+
+async def _claimer_works_in_run(client: AsyncClient, headers: dict[str, str], session_id: str,
+                                workflow: WorkflowHandle[Any, Any], run_id: str | None) -> None:
+    """The claimer's next command succeeds, and the session's workflow is still run `run_id`, running."""
+    fix = await client.post(f"{API}/{session_id}/suggested-fixes", headers=headers,
                             json={"title": "Re-issue the VPN certificate", "confidence_pct": 60})
     assert fix.status_code == 201, fix.text
     after = await workflow.describe()
-    assert (after.run_id, after.status) == (resumed.run_id, WorkflowExecutionStatus.RUNNING)
+    assert (after.run_id, after.status) == (run_id, WorkflowExecutionStatus.RUNNING)
