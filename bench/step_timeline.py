@@ -26,8 +26,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from floor import http_client, parser_for, register, run_bounded
-from l1_walk import linear_tree
+from floor import http_client, parser_for, run_bounded
+from l1_walk import setup
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
@@ -75,13 +75,9 @@ async def split(handle: WorkflowHandle, sent: list[tuple[float, float]]) -> Time
 async def walk_steps(args: argparse.Namespace, client: Client) -> Timeline:
     """`--steps` steps of one walk over HTTP, one after another."""
     async with http_client(args.base_url, 1) as http:
-        headers = await register(http)
-        resp = await http.post("/api/v1/l1/flows", headers=headers, json={
-            "title": "timeline flow", "category": "software", "keywords": ["bench"],
-            "tree": linear_tree(args.steps + 1)})
-        resp.raise_for_status()
+        headers, flow_id = await setup(http, args.steps + 1)
         resp = await http.post("/api/v1/l1/intake", headers=headers,
-                               json={"problem_statement": "timeline walk", "flow_id": resp.json()["id"]})
+                               json={"problem_statement": "timeline walk", "flow_id": flow_id})
         resp.raise_for_status()
         sid, node = resp.json()["session_id"], resp.json()["pending_node"]
         sent: list[tuple[float, float]] = []
