@@ -1,6 +1,7 @@
 """All ORM models, imported here so Alembic and the repositories see one metadata."""
 
 from db.models.account import Account, AccountSettings, Subscription
+from db.models.applied_command import AppliedCommand
 from db.models.ai_session import AiSession, AiSessionMessage, SessionDocument, SuggestedFix
 from db.models.handoff import EscalationEvent, SessionHandoff
 from db.models.idempotency import IdempotencyRecord
@@ -18,6 +19,7 @@ __all__ = [
     "AccountSettings",
     "AiSession",
     "AiSessionMessage",
+    "AppliedCommand",
     "EscalationEvent",
     "FlowProposal",
     "IdempotencyRecord",
