@@ -7,10 +7,11 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker import Interceptor, PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.registry import ActivityDeps, build_activities
@@ -28,7 +29,8 @@ SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.contracts", "workflows.skeleton"))
 
 
-def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None = None) -> Worker:
+def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None = None,
+                 interceptors: Sequence[Interceptor] = ()) -> Worker:
     """A worker on `task_queue` (default: the configured one) with everything registered."""
     queue = task_queue or deps.settings.temporal_task_queue
     return Worker(
@@ -44,6 +46,7 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         # workflows when many walks start at once: measured 5-16 s waits and 503s on intake with 50
         # concurrent walks. Autoscaling adds pollers while tasks are waiting.
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        interceptors=interceptors,
     )
 
 
