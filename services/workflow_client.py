@@ -33,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from core.errors import Conflict, DomainError, EngineUnavailable, NotFound, RuleViolation, UpstreamFailed
-from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_RULE, REJECT_UPSTREAM
+from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_RULE, REJECT_STALE, REJECT_UPSTREAM
 
 log = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")
@@ -43,6 +43,7 @@ _ERROR_BY_TYPE: dict[str, type[DomainError]] = {
     REJECT_RULE: RuleViolation,
     REJECT_NOT_FOUND: NotFound,
     REJECT_CONFLICT: Conflict,
+    REJECT_STALE: Conflict,
     REJECT_UPSTREAM: UpstreamFailed,
 }
 _ENGINE_DOWN = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,

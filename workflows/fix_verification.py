@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, reject
+    from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_RULE, reject
     from workflows.contracts.fix import (
         APPLY_FIX,
         CLEAR_AI_PROPOSAL,
@@ -178,6 +178,12 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
     async def _drain_emails(self) -> None:
         emails, self._emails = self._emails, []
         await asyncio.gather(*emails)
+
+    async def _reload(self) -> FixControl:
+        loaded = (await LOAD_FIX(FixRef(fix_id=self._input.fix_id))).control
+        if loaded is None:
+            raise reject(REJECT_NOT_FOUND, "Suggested fix not found")
+        return loaded
 
     def _due(self, state: FixControl) -> tuple[datetime, str]:
         notice = state.next_notice()

@@ -14,14 +14,16 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.contracts.common import REJECT_NOT_FOUND, reject
+from workflows.contracts.common import REJECT_NOT_FOUND, REJECT_STALE, reject
 
 StateT = TypeVar("StateT")
 ResultT = TypeVar("ResultT")
 # Continue as new well before Temporal's own suggestion: a shorter history replays faster after an eviction.
 HISTORY_EVENTS_LIMIT = 2_000
+# How often one command is re-checked against a reloaded row before its caller is told it conflicted.
+STALE_ATTEMPTS = 3
 
 
 def history_is_long() -> bool:
@@ -34,6 +36,12 @@ def command_id() -> str:
     """The running update's id (the Idempotency-Key's, when the caller sent one), else a fresh deterministic id."""
     update = workflow.current_update_info()
     return update.id if update else str(workflow.uuid4())
+
+
+def _is_stale(exc: BaseException) -> bool:
+    """True when a persistence activity refused a write because the row's version moved on."""
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    return isinstance(cause, ApplicationError) and cause.type == REJECT_STALE
 
 
 class EntityWorkflow(Generic[StateT]):
@@ -99,13 +107,28 @@ class EntityWorkflow(Generic[StateT]):
     ) -> ResultT:
         """Under the lock: re-check the rule (the state may have moved since the validator ran), run
         `change` (which persists through an activity and returns the new state and the update's
-        result), then commit the new state. A failure leaves the state as it was."""
+        result), then commit the new state. A failure leaves the state as it was; a stale write
+        (the row moved on without this run) reloads the row and re-checks the command against it."""
         async with self._lock:
             state = await self._ready()
-            check(state)
-            new, result = await change(state)
-            self._commit(new)
-            return result
+            for attempt in range(1, STALE_ATTEMPTS + 1):
+                check(state)
+                try:
+                    new, result = await change(state)
+                except (ActivityError, ApplicationError) as exc:
+                    if not _is_stale(exc) or attempt == STALE_ATTEMPTS:
+                        raise
+                    # Never keep a version Postgres has left behind: every later command would conflict.
+                    state = await self._reload()
+                    self._commit(state)
+                    continue
+                self._commit(new)
+                return result
+            raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _reload(self) -> StateT:
+        """Hook: read the entity's state as stored (entities with versioned writes override it)."""
+        raise reject(REJECT_NOT_FOUND, f"{self._entity.capitalize()} cannot be reloaded")
 
     def _commit(self, new: StateT) -> None:
         old, self._state = self._state, new

@@ -1,7 +1,8 @@
 """The fix workflow's `persistence.*` activities: outcomes, `apply`, and the parked fix's notices.
 
-Each call is one transaction guarded by the fix's `version`, so a retry after a committed first
-attempt changes nothing twice: the session's `state_version` counts each accepted change once.
+Each change is one transaction guarded by the fix's `version` and logged by its command id, so a re-run
+after a committed first attempt changes nothing twice and answers as the first time did: the session's
+`state_version` counts each accepted change once.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from activities.persistence.guard import refused_values_rejected
 from db.models import AiSession, SuggestedFix, User
 from db.repositories.accounts import AccountRepository
 from db.repositories.ai_sessions import AiSessionRepository
+from db.repositories.applied_commands import AppliedCommandRepository
 from db.repositories.notifications import NotificationRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from db.repositories.users import UserRepository, user_ids
-from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, reject
+from workflows.contracts.common import REJECT_NOT_FOUND, REJECT_STALE, reject
 from workflows.contracts.fix import (
     APPLY_FIX,
     CLEAR_AI_PROPOSAL,
@@ -164,16 +166,21 @@ class FixPersistence:
     async def _change(self, fix_id: uuid.UUID, expected_version: int, change_id: str, at: datetime,
                       values: dict[str, Any]) -> FixControl:
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
-            fixes = SuggestedFixRepository(session)
+            fixes, commands = SuggestedFixRepository(session), AppliedCommandRepository(session)
+            # A re-run of a command that committed (a retry, or a dropped workflow task replayed with later
+            # changes of the same task committed after it) answers what it answered the first time.
+            earlier = await commands.result_of(fix_id, change_id)
+            if earlier is not None:
+                return FixControl.model_validate(earlier)
             row = await _row(fixes, fix_id)
-            if row.version == expected_version + 1 and row.last_change_id == change_id:
-                return fix_control(row)  # a retry after the first attempt committed
             # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
             await AiSessionRepository(session).bump_version(row.session_id, at)
             changed = await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id})
-            if changed is None:
-                raise reject(REJECT_CONFLICT, "This fix changed meanwhile; reload it and try again")  # rolls back
-            return fix_control(changed)
+            if changed is None:  # rolls back: the workflow reloads the fix and re-checks the command
+                raise reject(REJECT_STALE, f"This fix changed meanwhile (now version {row.version})")
+            control = fix_control(changed)
+            await commands.record(fix_id, change_id, control.model_dump(mode="json"))
+            return control
 
 
 async def _row(fixes: SuggestedFixRepository, fix_id: uuid.UUID) -> SuggestedFix:

@@ -22,6 +22,9 @@ REJECT_RULE = "RuleViolation"  # 400
 REJECT_NOT_FOUND = "NotFound"  # 404
 REJECT_CONFLICT = "Conflict"  # 409
 REJECT_UPSTREAM = "UpstreamFailed"  # 502
+# A versioned write found its row moved on (the workflow's copy is stale): the workflow reloads the row and
+# re-checks the command; only when that keeps failing does the caller see it, as a 409.
+REJECT_STALE = "Stale"
 
 # Persistence is short Postgres work next to the worker: local activities, retried with backoff. A
 # value Postgres refuses is raised non-retryable (REJECT_RULE), so it fails one change, not the workflow.
