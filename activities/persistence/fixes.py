@@ -135,14 +135,20 @@ class FixPersistence:
         notice = inp.notice
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             fixes = SuggestedFixRepository(session)
+            fix = await _row(fixes, inp.fix_id)
+            owner = await AiSessionRepository(session).get(fix.session_id)
+            assert owner is not None  # fixes cascade with their session
+            if owner.status == "resolved":
+                # The engineer closed the case: nobody is left to owe this fix a verdict (docs/ai_sessions.md).
+                await fixes.stop_reminders(inp.fix_id, version=inp.version)
+                log.info("fix %s: its session is resolved; its remaining notices are dropped", fix.id)
+                return FixNoticeResult(stale=True)
             if not await fixes.record_notice(
                 inp.fix_id, version=inp.version, sent=notice.index + 1, next_reminder_at=inp.next_reminder_at,
                 overdue_at=notice.due_at if notice.kind == "overdue" else None,
             ):
                 return FixNoticeResult(stale=True)  # an outcome was recorded since: nothing to remind of
-            fix = await _row(fixes, inp.fix_id)
-            owner = await AiSessionRepository(session).get(fix.session_id)
-            assert owner is not None  # fixes cascade with their session
+            await session.refresh(fix)
             recipients = await _recipients(session, fix, notice)
             if not recipients:
                 log.warning("fix %s: %s notice %d has no live recipient; it stays on the fix only",

@@ -101,6 +101,16 @@ class SuggestedFixRepository(AccountScopedRepository[SuggestedFix]):
             .execution_options(synchronize_session=False, populate_existing=True))
         return changed
 
+    async def stop_reminders(self, fix_id: uuid.UUID, *, version: int) -> bool:
+        """Drop a parked fix's remaining notices (its status stays); False when the fix moved on meanwhile."""
+        changed = await self.session.scalar(
+            update(SuggestedFix)
+            .where(SuggestedFix.id == fix_id, SuggestedFix.version == version,
+                   SuggestedFix.status == "applied_pending")
+            .values(reminder_schedule=[], next_reminder_at=None)
+            .returning(SuggestedFix.id).execution_options(synchronize_session=False))
+        return changed is not None
+
     async def record_notice(
         self, fix_id: uuid.UUID, *, version: int, sent: int, next_reminder_at: datetime | None,
         overdue_at: datetime | None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from activities.notify import NotifyActivities
 from activities.persistence import FixPersistence
 from core.config import Settings
-from db.models import Notification, SuggestedFix
+from db.models import AiSession, Notification, SuggestedFix
 from services.ai_sessions import FixCommands, FixRef
 from services.workflow_client import WorkflowClient
 from tests.ai_sessions.support import session_with_fix
@@ -164,3 +164,21 @@ async def test_reparking_restarts_the_schedule_and_an_outcome_cancels_it(parked:
         count = await session.scalar(select(func.count()).select_from(Notification)
                                      .where(Notification.fix_id == p.ref.id))
         assert count == 2
+
+
+async def test_a_parked_fix_stops_reminding_once_its_session_is_resolved(parked: Parked) -> None:
+    p = parked
+    await p.outcome("applied_pending", "waiting on AD replication")
+    await p.env.sleep(timedelta(hours=3))
+    assert (await p.control()).fired == 1
+    async with p.session_factory() as session:  # the engineer resolves the case (through its own workflow)
+        await session.execute(update(AiSession).where(AiSession.id == p.ref.session_id).values(status="resolved"))
+        await session.commit()
+    await p.env.sleep(timedelta(days=4))  # past the 8 h and 24 h reminders and the 3-day overdue notice
+    assert len(await p.notifications("fix_verification_reminder")) == 1
+    assert await p.notifications("fix_verification_overdue") == []
+    state = await p.control()
+    assert state.schedule == [] and state.next_reminder_at is None
+    async with p.session_factory() as session:
+        fix = await session.get(SuggestedFix, p.ref.id)
+        assert fix is not None and fix.status == "applied_pending" and fix.next_reminder_at is None
