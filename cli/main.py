@@ -8,10 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from cli import fuzz
-from core.config import Settings
+from core.config import ConfigError, Settings, load_settings
 from core.logging import configure_logging
 
 EPILOG = """\
@@ -66,11 +64,11 @@ def _fail(message: str) -> int:
 
 
 def _load_settings(*, dev_mode: bool = False) -> Settings | str:
-    """The settings, or a message saying which variable to fix."""
+    """The settings, or a message naming each variable to fix."""
     try:
-        return Settings(dev_mode=True) if dev_mode else Settings()
-    except ValidationError as exc:
-        return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        return load_settings(dev_mode=True) if dev_mode else load_settings()
+    except ConfigError as exc:
+        return str(exc)
 
 
 def _needs_database(settings: Settings, command: str) -> str | None:

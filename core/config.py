@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -147,6 +147,24 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Escalation streams one user may hold open in one API process (each browser "
                                       "tab holds one); one more is a 429.",
     )
+    # Observability (docs/operations.md, "Observability"). LOG_FORMAT is read from the environment by
+    # core/logging.py before the settings load (so their own errors are logged in it); it is declared here to be
+    # documented and checked.
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: a line for people; json: one JSON object per line (with request_id)."
+    )
+    worker_metrics_address: str = Field(
+        default="127.0.0.1:9464", description="host:port where the worker serves the Temporal SDK's Prometheus "
+                                              "/metrics; empty = off. In a container: 0.0.0.0:9464.",
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", description="OTLP/HTTP collector base URL (e.g. http://collector:4318): spans of the API and "
+                                "the worker go to <url>/v1/traces. Unset = no tracing.",
+    )
+    otel_service_name: str = Field(
+        default="", description="service.name of the spans; default resolutionflow-api / resolutionflow-worker."
+    )
+
     escalation_subscriber_queue: int = Field(
         default=256, ge=1, description="Events buffered per stream subscriber; a subscriber that falls further "
                                        "behind catches up from Postgres instead of slowing publishers.",
@@ -184,7 +202,30 @@ class Settings(BaseSettings):
         return self
 
 
+class ConfigError(ValueError):
+    """The environment's settings are invalid; the message names each variable to fix (never its value)."""
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and what it should be, e.g. `JWT_ALGORITHM: Input should be 'HS256', ...`."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # A field's error is located by its name, which is its variable (no prefix, no aliases); the secrets'
+        # model-level checks name their variables in the message already.
+        problems.append(f"{str(error['loc'][0]).upper()}: {message}" if error["loc"] else message)
+    return "; ".join(problems)
+
+
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment (and `values`), or a ConfigError naming every variable to fix."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_error(exc)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings of the API and the worker, read once; refuses to run without secrets."""
-    return Settings().require_secrets()
+    return load_settings().require_secrets()

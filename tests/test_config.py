@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,25 @@ def test_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.temporal_address == "temporal.internal:7233"
     assert settings.login_max_failures_per_email == 3
     assert (settings.login_max_failures_per_address, settings.login_throttle_window_s) == (50, 900)
+
+
+def test_a_bad_value_is_refused_naming_its_variable_not_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_ALGORITHM", "RS256")
+    monkeypatch.setenv("API_PORT", "eighty")
+    with pytest.raises(ValueError) as caught:
+        get_settings()
+    message = str(caught.value)
+    assert "JWT_ALGORITHM: Input should be 'HS256', 'HS384' or 'HS512'" in message
+    assert "API_PORT: Input should be a valid integer" in message
+    assert "RS256" not in message and "eighty" not in message
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_rflow_names_the_variable_of_a_bad_value(command: str) -> None:
+    # The message as a person meets it: `JWT_ALGORITHM=RS256 rflow api` said only "Input should be 'HS256', ...".
+    env = {**os.environ, "JWT_ALGORITHM": "RS256", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    # `-m` from the project root: the code of this tree, whichever tree the installed `rflow` script points at.
+    result = subprocess.run([sys.executable, "-m", "cli.main", command], env=env, cwd=core.config.PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "JWT_ALGORITHM: Input should be 'HS256', 'HS384' or 'HS512'" in result.stderr, result.stderr
