@@ -1,9 +1,11 @@
 """`Idempotency-Key` on every state-changing request (draft-ietf-httpapi-idempotency-key-header).
 
-The first answer is kept in Postgres per (account, key) with a fingerprint of the request for 24 h:
+The first answer is kept in Postgres per (account, user, key) with a fingerprint of the request for 24 h:
 a retry with the same body replays it (status and body, even after the workflow behind it ended),
 the same key with another body is a 422, and the same key while the first is still running a 409.
 Answers a retry could change (5xx, 429) are not kept: the key is released for the retry.
+A key belongs to the user who sent it: the same key from another user of the account is that user's own
+request (its own answer, entity ids and workflow update ids), so nobody is ever replayed another's answer.
 """
 
 from __future__ import annotations
@@ -58,10 +60,14 @@ class IdempotentCommand:
     """Runs one command under the request's key (or plainly when it has none)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], account_id: uuid.UUID,
-                 key: str | None, method: str, path: str, request_hash: str) -> None:
+                 user_id: uuid.UUID, key: str | None, method: str, path: str, request_hash: str) -> None:
         self._session_factory = session_factory
         self._account_id = account_id
-        self.key = key
+        self._user_id = user_id
+        self._client_key = key
+        # What commands pass on as their workflow update id: scoped to the user, so Temporal's own
+        # de-duplication by update id never hands one user's result to another.
+        self.key = f"{key}@{user_id.hex}" if key is not None else None
         self._method, self._path, self._hash = method, path, request_hash
 
     def entity_id(self, kind: str) -> uuid.UUID:
@@ -73,7 +79,7 @@ class IdempotentCommand:
     async def run(self, command: Callable[[], Awaitable[Any]], *, status_code: int = 200) -> Response:
         """The command's answer (models, lists of them, or None for no body) as JSON, stored for replay; or the
         stored answer of the first request."""
-        if self.key is None:
+        if self._client_key is None:
             return _answer(await command(), status_code)
         replay = await self._claim()
         if replay is not None:
@@ -95,12 +101,12 @@ class IdempotentCommand:
         return _response(body, status_code)
 
     async def _claim(self) -> Response | None:
-        assert self.key is not None
+        assert self._client_key is not None
         now = datetime.now(UTC)
         async with self._session_factory() as session, session.begin():
             repo = IdempotencyRepository(session)
-            claim = await repo.claim(self._account_id, self.key, fingerprint=self._hash, method=self._method,
-                                     path=self._path, now=now, lease=LEASE, ttl=RETENTION)
+            claim = await repo.claim(self._account_id, self._user_id, self._client_key, fingerprint=self._hash,
+                                     method=self._method, path=self._path, now=now, lease=LEASE, ttl=RETENTION)
             if claim.outcome == "claimed" and random.random() < PURGE_CHANCE:
                 purged = await repo.purge_expired(now)
                 log.info("purged %d expired idempotency keys", purged)
@@ -114,22 +120,23 @@ class IdempotentCommand:
         return None
 
     async def _complete(self, status: int, body: Any) -> None:
-        assert self.key is not None
+        assert self._client_key is not None
         try:
             async with self._session_factory() as session, session.begin():
-                await IdempotencyRepository(session).complete(self._account_id, self.key, status=status, body=body)
+                await IdempotencyRepository(session).complete(self._account_id, self._user_id, self._client_key,
+                                                              status=status, body=body)
         except Exception:
             # The command ran: its answer still goes out. A retry meets the claim (409) until the lease
             # ends, then runs again, and the workflow's update id (the key) keeps that from applying twice.
-            log.exception("could not store the answer for idempotency key %s", self.key)
+            log.exception("could not store the answer for idempotency key %s", self._client_key)
 
     async def _release(self) -> None:
-        assert self.key is not None
+        assert self._client_key is not None
         try:
             async with self._session_factory() as session, session.begin():
-                await IdempotencyRepository(session).release(self._account_id, self.key)
+                await IdempotencyRepository(session).release(self._account_id, self._user_id, self._client_key)
         except Exception:  # the lease expires on its own; the original error matters more
-            log.exception("could not release idempotency key %s", self.key)
+            log.exception("could not release idempotency key %s", self._client_key)
 
 
 def _jsonable(result: Any) -> Any:
@@ -161,7 +168,7 @@ async def get_idempotent_command(
 ) -> IdempotentCommand:
     """The request's idempotency context (the body is hashed only when a key was sent)."""
     request_hash = fingerprint(request.method, request.url.path, await request.body()) if key else ""
-    return IdempotentCommand(request.app.state.session_factory, user.account_id, key, request.method,
+    return IdempotentCommand(request.app.state.session_factory, user.account_id, user.id, key, request.method,
                              request.url.path, request_hash)
 
 

@@ -56,10 +56,14 @@ async def list_connections(user: AdminUser, connections: PsaConnectionsDep, limi
 
 @router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses=error_responses(422, described=NOT_FOUND))
-async def delete_connection(connection_id: uuid.UUID, user: AdminUser, connections: PsaConnectionsDep) -> Response:
+async def delete_connection(connection_id: uuid.UUID, user: AdminUser, connections: PsaConnectionsDep,
+                            idem: Idempotent) -> Response:
     """Remove a connection: its sessions can no longer post to their tickets; the write-back log stays."""
-    await connections.delete(await connections.owned(user.account_id, connection_id))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    async def command() -> None:  # a retried key replays the 204 instead of a 404
+        await connections.delete(await connections.owned(user.account_id, connection_id))
+
+    return await idem.run(command, status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{connection_id}/test", response_model=ConnectionTestOut,

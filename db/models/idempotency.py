@@ -1,4 +1,4 @@
-"""Stored first answers of state-changing requests, per (account, Idempotency-Key)."""
+"""Stored first answers of state-changing requests, per (account, user, Idempotency-Key)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ IDEMPOTENCY_STATES = ("in_flight", "done")
 
 
 class IdempotencyRecord(Base):
-    """One key's request fingerprint and, once answered, the status and body to replay."""
+    """One key's request fingerprint and, once answered, the status and body to replay.
+
+    Keys belong to the user who sent them: another user of the account sending the same key runs their own
+    request and never receives this answer.
+    """
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (
@@ -26,6 +30,9 @@ class IdempotencyRecord(Base):
 
     account_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
