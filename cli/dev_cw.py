@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from cli.atomic_file import write_atomic
 from cli.dev_secrets import CW_SIMULATOR_GENERATORS, load_or_create
 from cli.processes import free_port, port_in_use
 
@@ -46,12 +47,7 @@ def connection_body(port: int, credentials: dict[str, str]) -> dict[str, str]:
 def write_connection_file(data_dir: Path, port: int, credentials: dict[str, str]) -> Path:
     """Write the connection body to `<data dir>/cw-simulator-connection.json` (mode 0600: it holds the keys)."""
     path = data_dir / CONNECTION_FILE
-    # Created 0600 from the start, then moved into place: no moment where another user could read the keys.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(connection_body(port, credentials), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(connection_body(port, credentials), indent=2) + "\n", mode=0o600)
     return path
 
 

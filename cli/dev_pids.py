@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from cli.atomic_file import write_atomic
 from cli.processes import pid_alive
 
 PIDS_FILE = "dev.pids"
@@ -21,8 +22,8 @@ def other_owner(data_dir: Path) -> int | None:
 
 
 def write(data_dir: Path, pids: dict[str, int | None]) -> None:
-    """Record the stack's processes by part."""
-    (data_dir / PIDS_FILE).write_text(json.dumps(pids) + "\n")
+    """Record the stack's processes by part (atomically: tests and a second `rflow dev` read it meanwhile)."""
+    write_atomic(data_dir / PIDS_FILE, json.dumps(pids) + "\n")
 
 
 def remove_if_ours(data_dir: Path) -> None:

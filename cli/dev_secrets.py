@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from cli.atomic_file import write_atomic
 from core.config import SECRETS_FILE
 
 
@@ -44,12 +45,7 @@ def _parse(text: str) -> dict[str, str]:
 
 
 def _write_private(path: Path, values: dict[str, str]) -> None:
-    # Created 0600 from the start (no window where another user could read it), then moved into place.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(HEADER + "".join(f"{name}={value}\n" for name, value in values.items()))
-    os.replace(tmp, path)
+    write_atomic(path, HEADER + "".join(f"{name}={value}\n" for name, value in values.items()), mode=0o600)
 
 
 def load_or_create(data_dir: Path, generators: dict[str, Callable[[], str]] | None = None,

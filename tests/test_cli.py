@@ -370,3 +370,27 @@ def test_restart_backoff_doubles_up_to_30_s_and_resets_once_a_part_stayed_up(
     assert [crash(0.5) for _ in range(7)] == ["1 s", "2 s", "4 s", "8 s", "16 s", "30 s", "30 s"]
     assert crash(61) == "1 s"  # it had recovered: start over
     assert crash(0.5) == "2 s"
+
+
+@pytest.mark.parametrize("write", ["pids", "secrets", "cw connection"])
+def test_files_read_while_rflow_dev_runs_are_replaced_never_rewritten_in_place(tmp_path: Path, write: str) -> None:
+    # A test read dev.pids as "" while `rflow dev` rewrote it after a restart: a reader must always get a whole
+    # file. Replacing by rename guarantees it; truncating in place (write_text) shows the reader an empty file.
+    from cli import dev_cw, dev_pids, dev_secrets
+
+    writers: dict[str, tuple[str, Callable[[int], object]]] = {
+        "pids": (dev_pids.PIDS_FILE, lambda n: dev_pids.write(tmp_path, {"rflow": n})),
+        "secrets": ("secrets.env", lambda n: dev_secrets.load_or_create(
+            tmp_path, {f"SECRET_{n}": lambda: "x"} | dev_secrets.GENERATORS)),
+        "cw connection": (dev_cw.CONNECTION_FILE, lambda n: dev_cw.write_connection_file(
+            tmp_path, 8000 + n, dev_secrets.load_or_create(tmp_path, dev_secrets.CW_SIMULATOR_GENERATORS)[0])),
+    }
+    name, rewrite = writers[write]
+    rewrite(1)
+    path = tmp_path / name
+    before = path.read_bytes()
+    with path.open("rb") as reader:  # a reader that opened the file just before the rewrite
+        rewrite(2)
+        assert reader.read() == before  # still the whole old file, not a truncated one
+    assert path.read_bytes() != before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
