@@ -82,7 +82,8 @@ async def test_concurrent_outcomes_stay_exactly_once_when_workflow_tasks_are_dro
             logged = set((await db.scalars(select(AppliedCommand.command_id)
                                            .where(AppliedCommand.entity_id == uuid.UUID(fid)))).all())
             await db.commit()
-            assert {c.split(":", 1)[1] for c in logged if c.startswith("record_outcome:")} == accepted
+            # Update ids read "record_outcome:<Idempotency-Key>@<user>".
+            assert {c.split(":", 1)[1].split("@")[0] for c in logged if c.startswith("record_outcome:")} == accepted
             fix = await _fix(db, fid)
             assert fix.version == version_before + len(accepted)
             assert await state_version(db, sid) == session_before + len(accepted)
