@@ -8,8 +8,13 @@ import time
 import uuid
 
 import httpx
+import pytest
 from httpx import AsyncClient
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from activities.registry import ActivityDeps
 from api.app import create_app
@@ -17,7 +22,20 @@ from core.config import Settings
 from worker import build_worker
 
 
-async def test_healthz_reports_every_part_ok(client: AsyncClient) -> None:
+@pytest.fixture
+async def polled(worker: Worker, temporal_client: Client, settings: Settings) -> None:
+    """The session's worker, once the server has seen it poll our task queue (what /healthz calls "workers ok")."""
+    # Run alone, a test would otherwise ask /healthz before the just-started worker's first poll arrived.
+    request = DescribeTaskQueueRequest(namespace=settings.temporal_namespace,
+                                       task_queue=TaskQueue(name=settings.temporal_task_queue),
+                                       task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    deadline = time.monotonic() + 30
+    while not (await temporal_client.workflow_service.describe_task_queue(request)).pollers:
+        assert time.monotonic() < deadline, "the test worker never polled its task queue"
+        await asyncio.sleep(0.05)
+
+
+async def test_healthz_reports_every_part_ok(client: AsyncClient, polled: None) -> None:
     resp = await client.get("/healthz")
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"database": "ok", "temporal": "ok", "workers": "ok"}
@@ -39,7 +57,7 @@ async def test_healthz_names_temporal_when_it_is_down(settings: Settings) -> Non
     assert resp.json() == {"database": "ok", "temporal": "down", "workers": "down"}
 
 
-async def test_healthz_names_the_database_when_it_is_down(settings: Settings) -> None:
+async def test_healthz_names_the_database_when_it_is_down(settings: Settings, polled: None) -> None:
     down = settings.model_copy(update={"database_url": f"postgresql://nobody@127.0.0.1:{_free_port()}/none"})
     resp = await _health_of(down)
     assert resp.status_code == 503
