@@ -7,7 +7,9 @@ whether to retry (5xx, timeouts, 429 after its Retry-After) or not (4xx, bad cre
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -26,32 +28,41 @@ from integrations.psa.base import (
     NoteType,
     PsaAuthFailed,
     PsaError,
+    PsaNote,
     PsaNotFound,
     PsaProvider,
     PsaRateLimited,
     PsaUnavailable,
 )
+from integrations.psa.egress import EgressPolicy, pinned_client
 from integrations.psa.factory import ConnectionSettings, build_provider
 from workflows.contracts.psa import (
     CHANGE_STATUS,
+    NOTE_LANDING_WINDOW,
+    NOTE_POLL_INTERVAL,
     POST_NOTE,
     PSA_AUTH_FAILED,
+    PSA_CALL_TIMEOUT,
     PSA_CONNECTION_GONE,
     PSA_NOT_FOUND,
     PSA_REJECTED,
     PSA_UNAVAILABLE,
     READ_TICKET,
+    UPDATE_NOTE,
     ChangeStatusInput,
     PostedNote,
     PostNoteInput,
     TicketFacts,
     TicketRef,
+    UpdateNoteInput,
 )
 
 log = logging.getLogger(__name__)
 PROVIDER_CACHE_SIZE = 256
 # Below the activity's start-to-close, so a hung PSA fails the attempt (and it retries) rather than the activity.
-PSA_HTTP_TIMEOUT_S = 15.0
+PSA_HTTP_TIMEOUT_S = PSA_CALL_TIMEOUT.total_seconds()
+# After the landing window one more search runs (up to a call's timeout), and the answer must get back.
+_LANDING_NEEDS = NOTE_LANDING_WINDOW + PSA_CALL_TIMEOUT + timedelta(seconds=2)
 
 
 def application_error(exc: PsaError) -> ApplicationError:
@@ -69,17 +80,18 @@ def application_error(exc: PsaError) -> ApplicationError:
 class PsaActivities:
     """Reads tickets, posts notes and changes statuses through the account's PSA connection."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], cipher: CredentialCipher | None,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], cipher: CredentialCipher | None, *,
+                 egress: EgressPolicy, http: httpx.AsyncClient | None = None) -> None:
         self._session_factory = session_factory
         self._cipher = cipher
-        self._http = http  # None: one client is made on first use and shared for the worker's life
+        self._egress = egress
+        self._http = http  # None: one pinned client is made on first use and shared for the worker's life
         # One provider per connection (it caches what it discovered, e.g. ConnectWise's codebase); bounded.
         self._providers: OrderedDict[uuid.UUID, PsaProvider] = OrderedDict()
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker."""
-        return [self.read_ticket, self.post_note, self.change_status]
+        return [self.read_ticket, self.post_note, self.update_note, self.change_status]
 
     @activity.defn(name=READ_TICKET.name)
     async def read_ticket(self, ref: TicketRef) -> TicketFacts:
@@ -91,17 +103,41 @@ class PsaActivities:
 
     @activity.defn(name=POST_NOTE.name)
     async def post_note(self, inp: PostNoteInput) -> PostedNote:
-        """Post the note, unless an earlier attempt already did (found by its marker): never two copies."""
+        """Post the note, unless an earlier attempt already did (found by its marker): never two copies.
+
+        A POST whose outcome is unknown (no answer in time, a dropped connection, a 5xx) may still be stored:
+        the attempt looks for it until NOTE_LANDING_WINDOW after the send and only then fails, so the next
+        attempt (which searches first) never races a note still on its way.
+        """
+        began = time.monotonic()
         async with self._provider(inp.ticket) as provider:
             if inp.search_first or activity.info().attempt > 1:
                 found = await provider.find_note(inp.ticket.ticket_id, inp.marker)
                 if found is not None:
                     log.info("ticket %s: note %s from an earlier attempt reused", inp.ticket.ticket_id, found.id)
+                    wanted = _with_marker(inp.text, inp.marker)
+                    if found.text.strip() != wanted.strip():  # an earlier post's text: the edit replaces it
+                        await provider.update_note(inp.ticket.ticket_id, found.id, wanted)
                     return PostedNote(note_id=found.id, reused=True)
-            text = inp.text if inp.marker in inp.text else f"{inp.text}\n\n{inp.marker}"
-            note = await provider.post_note(inp.ticket.ticket_id, text, NoteType(inp.visibility))
+            _require_time_to_land(time.monotonic() - began)
+            sent = time.monotonic()
+            try:
+                note = await provider.post_note(inp.ticket.ticket_id, _with_marker(inp.text, inp.marker),
+                                                NoteType(inp.visibility))
+            except PsaUnavailable as exc:
+                if not exc.may_have_landed:
+                    raise
+                landed = await _await_landing(provider, inp, sent, exc)
+                return PostedNote(note_id=landed.id, reused=True)
         log.info("ticket %s: %s note %s posted", inp.ticket.ticket_id, inp.visibility, note.id)
         return PostedNote(note_id=note.id, reused=False)
+
+    @activity.defn(name=UPDATE_NOTE.name)
+    async def update_note(self, inp: UpdateNoteInput) -> None:
+        """Replace a posted note's text with the edited document (the same note: never a second one)."""
+        async with self._provider(inp.ticket) as provider:
+            await provider.update_note(inp.ticket.ticket_id, inp.note_id, _with_marker(inp.text, inp.marker))
+        log.info("ticket %s: note %s replaced by an edited re-post", inp.ticket.ticket_id, inp.note_id)
 
     @activity.defn(name=CHANGE_STATUS.name)
     async def change_status(self, inp: ChangeStatusInput) -> None:
@@ -126,7 +162,7 @@ class PsaActivities:
             except CredentialsUnreadable as exc:
                 raise ApplicationError(str(exc), type=PSA_CONNECTION_GONE, non_retryable=True) from exc
             if self._http is None:
-                self._http = httpx.AsyncClient(timeout=PSA_HTTP_TIMEOUT_S)
+                self._http = pinned_client(self._egress, PSA_HTTP_TIMEOUT_S)
             provider = build_provider(ConnectionSettings.of(row), secrets, self._http)
             self._providers[row.id] = provider
             while len(self._providers) > PROVIDER_CACHE_SIZE:
@@ -138,3 +174,43 @@ class PsaActivities:
             log.warning("PSA call on connection %s failed (attempt %d): %s", row.id, activity.info().attempt,
                         exc.message)
             raise application_error(exc) from exc
+
+
+def _with_marker(text: str, marker: str) -> str:
+    return text if marker in text else f"{text}\n\n{marker}"
+
+
+def _require_time_to_land(elapsed_s: float) -> None:
+    """Refuse to send a note this attempt could not wait out (Temporal may end the attempt before it lands)."""
+    info = activity.info()
+    # Server times are compared only with server times; the attempt's own age is measured here.
+    budgets = [info.start_to_close_timeout]
+    if info.schedule_to_close_timeout is not None:
+        budgets.append(info.scheduled_time + info.schedule_to_close_timeout - info.started_time)
+    left = min(b.total_seconds() for b in budgets if b is not None) - elapsed_s
+    if left < _LANDING_NEEDS.total_seconds():
+        raise ApplicationError(
+            f"ConnectWise did not take the note in the time this post allows ({left:.0f}s were left, "
+            f"{_LANDING_NEEDS.total_seconds():.0f}s are needed to be sure a note is posted once); post again "
+            "(the note is not posted twice)", type=PSA_UNAVAILABLE, non_retryable=True)
+
+
+async def _await_landing(provider: PsaProvider, inp: PostNoteInput, sent: float, exc: PsaUnavailable) -> PsaNote:
+    """The note a POST with an unknown outcome stored, looked for until the landing window is over."""
+    window = NOTE_LANDING_WINDOW.total_seconds()
+    ticket = inp.ticket.ticket_id
+    log.warning("ticket %s: the note POST's outcome is unknown (%s); looking for it for %gs", ticket, exc.message,
+                window)
+    while True:
+        searched_at = time.monotonic()
+        try:
+            found = await provider.find_note(ticket, inp.marker)
+        except PsaError as search_failed:  # proves nothing either way: look again
+            log.info("ticket %s: looking for the note failed: %s", ticket, search_failed.message)
+            found = None
+        if found is not None:
+            log.info("ticket %s: the note POST landed late as note %s", ticket, found.id)
+            return found
+        if searched_at - sent >= window:
+            raise PsaUnavailable(f"{exc.message}, and the note had not appeared {window:g}s after it was sent")
+        await asyncio.sleep(min(NOTE_POLL_INTERVAL.total_seconds(), max(0.0, sent + window - time.monotonic())))

@@ -24,6 +24,7 @@ from core.config import Settings
 from core.credentials import CredentialCipher
 from integrations.llm.base import LlmProvider
 from integrations.llm.factory import build_llm_provider
+from integrations.psa.egress import EgressPolicy
 
 
 @dataclass
@@ -48,7 +49,8 @@ def build_activities(deps: ActivityDeps, client: Client | None = None, *,
         activities += WorkflowCommandActivities(client, deps.settings, deps.session_factory,
                                                 task_queue=task_queue or deps.settings.temporal_task_queue).all()
     cipher = CredentialCipher(deps.settings.credentials_key) if deps.settings.credentials_key else None
-    activities += PsaActivities(deps.session_factory, cipher).all()
+    egress = EgressPolicy(allow_private=deps.settings.dev_mode)  # dev mode: the simulator on 127.0.0.1
+    activities += PsaActivities(deps.session_factory, cipher, egress=egress).all()
     notify = NotifyActivities(deps.settings, deps.session_factory)
     activities += [notify.send_email, notify.email_notification, notify.email_notifications]
     llm = deps.llm if deps.llm is not None else build_llm_provider(deps.settings)

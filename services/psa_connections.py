@@ -6,12 +6,13 @@ rather than through a workflow; every write-back to a ticket goes through the se
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
+import httpcore
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
@@ -19,10 +20,22 @@ from core.credentials import CredentialCipher, CredentialsUnreadable
 from core.errors import Conflict, NotFound, RuleViolation, UpstreamFailed
 from db.models import PsaConnection
 from db.repositories.psa import DuplicateConnection, PsaConnectionRepository
-from integrations.psa.base import PsaAuthFailed, PsaError, PsaNotFound, PsaProvider, PsaStatus, PsaUnavailable
+from integrations.psa.base import (
+    PsaAuthFailed,
+    PsaError,
+    PsaNotFound,
+    PsaProvider,
+    PsaRejected,
+    PsaStatus,
+    PsaUnavailable,
+)
+from integrations.psa.egress import EgressPolicy, EgressRefused, pinned_client
 from integrations.psa.factory import ConnectionSettings, build_provider
 
 log = logging.getLogger(__name__)
+# An admin waits for these on the spot: one PSA call, and a DNS lookup when a connection is created.
+ADMIN_CALL_TIMEOUT_S = 15.0
+RESOLVE_TIMEOUT_S = 5.0
 
 
 class PsaConnections:
@@ -32,6 +45,7 @@ class PsaConnections:
         self.session = session
         self._settings = settings
         self._repo = PsaConnectionRepository(session)
+        self._egress = EgressPolicy(allow_private=settings.dev_mode)
 
     def _cipher(self) -> CredentialCipher:
         try:
@@ -44,7 +58,7 @@ class PsaConnections:
                      company_id: str, client_id: str, codebase: str | None, public_key: str,
                      private_key: str) -> PsaConnection:
         """Store a connection with its keys encrypted (409 when this site and company are connected already)."""
-        self._check_site(site_url)
+        await self._check_site(site_url)
         token = self._cipher().encrypt({"public_key": public_key, "private_key": private_key})
         try:
             row = await self._repo.create(account_id=account_id, provider=provider, site_url=site_url.rstrip("/"),
@@ -72,58 +86,57 @@ class PsaConnections:
 
     async def test(self, row: PsaConnection) -> tuple[bool, str, str]:
         """(ok, stage, detail): reachability, then authentication."""
-        provider = self._provider(row)
-        try:
-            await provider.check()
-        except PsaAuthFailed as exc:
-            return False, "authentication", f"Reached {row.site_url}, but authentication failed: {exc.message}"
-        except PsaUnavailable as exc:
-            return False, "reachability", f"Could not reach {row.site_url}: {exc.message}"
-        except PsaError as exc:
-            return False, "reachability", f"{row.site_url} answered unexpectedly: {exc.message}"
-        finally:
-            await provider.aclose()
+        async with self._provider(row) as provider:
+            try:
+                await provider.check()
+            except PsaAuthFailed as exc:
+                return False, "authentication", f"Reached {row.site_url}, but authentication failed: {exc.message}"
+            except PsaUnavailable as exc:
+                return False, "reachability", f"Could not reach {row.site_url}: {exc.message}"
+            except PsaRejected as exc:
+                return False, "reachability", exc.message
+            except PsaError as exc:
+                return False, "reachability", f"{row.site_url} answered unexpectedly: {exc.message}"
         return True, "ok", f"Reached {row.site_url} and authenticated as company {row.company_id}"
 
     async def board_statuses(self, row: PsaConnection, board_id: int) -> list[PsaStatus]:
         """The statuses of one ConnectWise board (404 with ConnectWise's message for an unknown board)."""
-        provider = self._provider(row)
-        board_statuses = getattr(provider, "board_statuses", None)
-        if board_statuses is None:
-            raise RuleViolation(f"{row.provider} keeps no statuses per board")
-        try:
-            statuses: list[PsaStatus] = await board_statuses(board_id)
-            return statuses
-        except PsaNotFound as exc:
-            raise NotFound(f"ConnectWise has no board {board_id}: {exc.message}") from exc
-        except PsaAuthFailed as exc:
-            raise UpstreamFailed(f"ConnectWise authentication failed: {exc.message}") from exc
-        except PsaError as exc:
-            raise UpstreamFailed(f"ConnectWise could not list the statuses: {exc.message}") from exc
-        finally:
-            await provider.aclose()
+        async with self._provider(row) as provider:
+            board_statuses = getattr(provider, "board_statuses", None)
+            if board_statuses is None:
+                raise RuleViolation(f"{row.provider} keeps no statuses per board")
+            try:
+                statuses: list[PsaStatus] = await board_statuses(board_id)
+                return statuses
+            except PsaNotFound as exc:
+                raise NotFound(f"ConnectWise has no board {board_id}: {exc.message}") from exc
+            except PsaAuthFailed as exc:
+                raise UpstreamFailed(f"ConnectWise authentication failed: {exc.message}") from exc
+            except PsaUnavailable as exc:
+                raise UpstreamFailed(f"ConnectWise did not answer: {exc.message}") from exc
+            except PsaError as exc:
+                raise UpstreamFailed(f"ConnectWise could not list the statuses: {exc.message}") from exc
 
-    def _provider(self, row: PsaConnection) -> PsaProvider:
+    @asynccontextmanager
+    async def _provider(self, row: PsaConnection) -> AsyncIterator[PsaProvider]:
         try:
             secrets = self._cipher().decrypt(row.credentials_encrypted)
         except CredentialsUnreadable as exc:
             raise UpstreamFailed("This connection's stored keys cannot be read with the server's CREDENTIALS_KEY; "
                                  "delete the connection and add it again") from exc
-        return build_provider(ConnectionSettings.of(row), secrets)
+        async with pinned_client(self._egress, ADMIN_CALL_TIMEOUT_S) as http:
+            yield build_provider(ConnectionSettings.of(row), secrets, http)
 
-    def _check_site(self, site_url: str) -> None:
-        # A connection makes this server call the address it names: outside dev mode only public https sites.
-        if self._settings.dev_mode:
-            return
-        parts = urlsplit(site_url if "://" in site_url else f"https://{site_url}")
-        if parts.scheme != "https":
-            raise RuleViolation("site_url must use https (plain http is allowed in dev mode only)")
-        host = parts.hostname or ""
+    async def _check_site(self, site_url: str) -> None:
+        # A connection makes this server call the address it names. Every call checks the address it connects
+        # to (egress.PinnedBackend); this early check only tells the admin at once what would be refused.
         try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            if host == "localhost" or host.endswith(".localhost"):
-                raise RuleViolation("site_url must be a public ConnectWise host, not localhost") from None
-            return
-        if not address.is_global:
-            raise RuleViolation("site_url must be a public ConnectWise host, not a private or loopback address")
+            site = self._egress.check_site(site_url)
+            if not self._egress.allow_private:
+                await self._egress.resolve(site.host, site.port, RESOLVE_TIMEOUT_S)
+        except ValueError as exc:
+            raise RuleViolation(str(exc)) from None
+        except EgressRefused as exc:
+            raise RuleViolation(f"site_url is refused: {exc.message}") from None
+        except (httpcore.ConnectError, httpcore.ConnectTimeout):
+            pass  # not resolvable now: the test says so, and every call checks again

@@ -6,15 +6,17 @@ posted leaves the write-back open with its note id, so posting again only retrie
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.ai_session import CloseInput, SessionControl
-    from workflows.contracts.common import REJECT_NOT_FOUND, REJECT_UPSTREAM, reject
+    from workflows.contracts.common import REJECT_NOT_FOUND, REJECT_UPSTREAM, ActivityRef, reject
     from workflows.contracts.psa import (
         BEGIN_WRITEBACK,
         CHANGE_STATUS,
@@ -22,10 +24,14 @@ with workflow.unsafe.imports_passed_through():
         NOTE_POSTED,
         NOTE_VISIBILITY,
         POST_NOTE,
+        PSA_INTAKE_READ_BUDGET,
         PSA_NOT_FOUND,
+        PSA_POST_BUDGET,
+        PSA_UNAVAILABLE,
         READ_TICKET,
         RECORD_RECHECK,
         STATUS_CHECKED,
+        UPDATE_NOTE,
         BeginWritebackInput,
         ChangeStatusInput,
         CompleteWritebackInput,
@@ -39,28 +45,50 @@ with workflow.unsafe.imports_passed_through():
         StatusRecheck,
         TicketFacts,
         TicketRef,
+        UpdateNoteInput,
     )
 
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+POST_AGAIN = "; post again (nothing is posted twice)"
 
-def psa_failure(exc: ActivityError, provider: str, doing: str) -> str:
+
+def psa_failure(exc: ActivityError, provider: str, doing: str, then: str = POST_AGAIN) -> str:
     """What the engineer is told when a PSA activity finally failed (the provider's own message when it gave one)."""
     cause = exc.cause
     if isinstance(cause, TimeoutError):
-        return f"{provider} did not answer in time while {doing}; post again (nothing is posted twice)"
+        return f"{provider} did not answer in time while {doing}{then}"
+    if isinstance(cause, ApplicationError) and cause.type == PSA_UNAVAILABLE:
+        return f"{provider} did not answer while {doing}: {cause.message}{then}"
     if isinstance(cause, ApplicationError):
         return f"{provider} refused {doing}: {cause.message}"
     return f"{provider} failed while {doing}: {cause or exc}"
 
 
+def within(ref: ActivityRef[InT, OutT], deadline: datetime) -> ActivityRef[InT, OutT]:
+    """`ref` with its schedule-to-close cut to what is left before `deadline` (at least a second)."""
+    left = max(deadline - workflow.now(), timedelta(seconds=1))
+    bound = left if ref.schedule_to_close is None else min(ref.schedule_to_close, left)
+    return dataclasses.replace(ref, schedule_to_close=bound)
+
+
 async def read_ticket_for_intake(ticket: TicketRef) -> TicketFacts:
-    """The ticket a session opens from (404 with the provider's message when it does not exist)."""
+    """The ticket a session opens from (404 with the provider's message when it does not exist).
+
+    Bounded by PSA_INTAKE_READ_BUDGET, inside the create's own answer bound, so an unreachable PSA is a 502
+    that says so rather than a 503 from a create that ran out of time.
+    """
+    read = READ_TICKET
+    if workflow.patched("bound-the-intake-read"):
+        read = within(READ_TICKET, workflow.now() + PSA_INTAKE_READ_BUDGET)
     try:
-        return await READ_TICKET(ticket, summary=f"read ticket {ticket.ticket_id}")
+        return await read(ticket, summary=f"read ticket {ticket.ticket_id}")
     except ActivityError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == PSA_NOT_FOUND:
             raise reject(REJECT_NOT_FOUND, f"The PSA has no ticket {ticket.ticket_id}: {cause.message}") from exc
-        raise reject(REJECT_UPSTREAM, psa_failure(exc, "The PSA", f"reading ticket {ticket.ticket_id}")) from exc
+        raise reject(REJECT_UPSTREAM, psa_failure(exc, "The PSA", f"reading ticket {ticket.ticket_id}",
+                                                  "; open the session again once the PSA answers")) from exc
 
 
 async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseResult, StatusRecheck | None]:
@@ -68,22 +96,26 @@ async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseRe
     plan = await BEGIN_WRITEBACK(BeginWritebackInput(session_id=state.id, kind=inp.kind, markdown=inp.markdown,
                                                      by_user_id=inp.by_user_id, at=workflow.now()))
     provider, ticket_id = plan.provider_name, plan.ticket.ticket_id
+    # Every PSA call of this post shares one budget, so a slow PSA is a 502 within a stated bound.
+    deadline = workflow.now() + PSA_POST_BUDGET if workflow.patched("bound-the-psa-post") else None
     note_id = plan.note_id
     if note_id is None:
         try:
-            posted = await POST_NOTE(PostNoteInput(ticket=plan.ticket, text=inp.markdown,
-                                                   visibility=NOTE_VISIBILITY[inp.kind], marker=plan.marker,
-                                                   search_first=plan.attempts > 1),
-                                     summary=f"post the {inp.kind.replace('_', ' ')} to ticket {ticket_id}")
+            posted = await _bounded(POST_NOTE, deadline)(
+                PostNoteInput(ticket=plan.ticket, text=inp.markdown, visibility=NOTE_VISIBILITY[inp.kind],
+                              marker=plan.marker, search_first=plan.attempts > 1),
+                summary=f"post the {inp.kind.replace('_', ' ')} to ticket {ticket_id}")
         except ActivityError as exc:
             raise reject(REJECT_UPSTREAM, psa_failure(exc, provider, f"the note on ticket {ticket_id}")) from exc
         await NOTE_POSTED(NotePostedInput(writeback_id=plan.writeback_id, note_id=posted.note_id,
                                           reused=posted.reused, at=workflow.now()))
         note_id = posted.note_id
+    elif plan.posted_markdown != inp.markdown and workflow.patched("post-an-edited-repost"):
+        await _replace_note(plan.writeback_id, plan.ticket, note_id, inp.markdown, plan.marker, provider, deadline)
     verified: TicketFacts | None = None
     if plan.target_status_id is not None:
         verified = await _set_status(plan.writeback_id, plan.ticket, plan.target_status_id, provider, note_id,
-                                     state.status)
+                                     state.status, deadline)
     recheck_at = workflow.now() + timedelta(seconds=plan.recheck_after_s) if verified else None
     closed = await COMPLETE_WRITEBACK(CompleteWritebackInput(
         writeback_id=plan.writeback_id, session_id=state.id, kind=inp.kind, markdown=inp.markdown,
@@ -103,17 +135,37 @@ async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseRe
     return result, recheck
 
 
+def _bounded(ref: ActivityRef[InT, OutT], deadline: datetime | None) -> ActivityRef[InT, OutT]:
+    return ref if deadline is None else within(ref, deadline)
+
+
+async def _replace_note(writeback_id: uuid.UUID, ticket: TicketRef, note_id: str, markdown: str, marker: str,
+                        provider: str, deadline: datetime | None) -> None:
+    """An edited re-post after the note was posted: the same note takes the edited text (never a second note)."""
+    try:
+        await _bounded(UPDATE_NOTE, deadline)(
+            UpdateNoteInput(ticket=ticket, note_id=note_id, text=markdown, marker=marker),
+            summary=f"replace note {note_id} on ticket {ticket.ticket_id} with the edited text")
+    except ActivityError as exc:
+        detail = psa_failure(exc, provider, f"replacing note {note_id} on ticket {ticket.ticket_id} with the "
+                                            "edited text", "; post again to retry")
+        raise reject(REJECT_UPSTREAM, f"{detail}. The note keeps its earlier text; the session is not closed.") \
+            from exc
+    await NOTE_POSTED(NotePostedInput(writeback_id=writeback_id, note_id=note_id, reused=False, at=workflow.now(),
+                                      markdown=markdown))
+
+
 async def _set_status(writeback_id: uuid.UUID, ticket: TicketRef, target: int, provider: str, note_id: str,
-                      session_status: str) -> TicketFacts:
+                      session_status: str, deadline: datetime | None = None) -> TicketFacts:
     """Change the status and re-read the ticket; anything but the target is a 502 that says 'did not verify'."""
     stays = (f"The note was posted (id {note_id}); the session stays {session_status}. Post again to retry the "
              "status change (the note is not posted twice), or set the status in the PSA.")
     try:
-        await CHANGE_STATUS(ChangeStatusInput(ticket=ticket, status_id=target),
-                            summary=f"set ticket {ticket.ticket_id} to status {target}")
-        found = await READ_TICKET(ticket, summary=f"verify ticket {ticket.ticket_id}'s status")
+        await _bounded(CHANGE_STATUS, deadline)(ChangeStatusInput(ticket=ticket, status_id=target),
+                                                summary=f"set ticket {ticket.ticket_id} to status {target}")
+        found = await _bounded(READ_TICKET, deadline)(ticket, summary=f"verify ticket {ticket.ticket_id}'s status")
     except ActivityError as exc:
-        detail = f"{psa_failure(exc, provider, f'the status change of ticket {ticket.ticket_id}')}. {stays}"
+        detail = f"{psa_failure(exc, provider, f'the status change of ticket {ticket.ticket_id}', '')}. {stays}"
         await _status_checked(writeback_id, "did_not_verify", None, None, detail)
         raise reject(REJECT_UPSTREAM, detail) from exc
     if found.status_id != target:

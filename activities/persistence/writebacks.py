@@ -117,12 +117,16 @@ class WritebackPersistence:
                 marker=writeback_marker(row.id), note_id=row.external_note_id, attempts=row.attempts,
                 target_status_id=target_id, skipped_reason=row.status_skipped_reason,
                 recheck_after_s=max(1, int(after.total_seconds())),
+                posted_markdown=row.markdown if row.external_note_id is not None else None,
             )
 
     @activity.defn(name=NOTE_POSTED.name)
     async def note_posted(self, inp: NotePostedInput) -> None:
-        """Record the note's PSA id: from now on a retry never posts again."""
+        """Record the note's PSA id (from now on a retry never posts again), or the edited text that replaced it."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
+            if inp.markdown is not None:  # an edited re-post replaced the note's text; it was posted earlier
+                await PsaWritebackRepository(session).change(inp.writeback_id, markdown=inp.markdown)
+                return
             await PsaWritebackRepository(session).change(
                 inp.writeback_id, state="note_posted", external_note_id=inp.note_id, note_reused=inp.reused,
                 note_posted_at=inp.at, last_error=None)

@@ -38,10 +38,11 @@ from api.schemas.ai_sessions import (
 )
 from api.schemas.common import Limit, Offset
 from api.schemas.psa import WritebackListOut, WritebackOut
-from core.errors import NotFound
+from core.errors import NotFound, UnprocessableRequest
 from db.repositories.ai_sessions import AiSessionRepository, SessionDocumentRepository
 from db.repositories.psa import PsaConnectionRepository, PsaWritebackRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
+from integrations.psa.factory import ticket_id_problem
 from services.ai_sessions import AiSessionRef
 from workflows.contracts.ai_session import (
     CloseInput,
@@ -90,6 +91,9 @@ async def create_session(
         await session.commit()
         if connection is None:
             raise NotFound("PSA connection not found")
+        problem = ticket_id_problem(connection.provider, body.psa_ticket_id or "")
+        if problem is not None:  # the PSA could never take it: the caller's mistake, not an upstream failure
+            raise UnprocessableRequest(problem)
 
     async def command() -> AiSessionOut:
         text = body.intake_content.text if body.intake_content else ""

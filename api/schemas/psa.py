@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.schemas.common import RequestBody
+from integrations.psa.egress import parse_site_url
 
 # Printable ASCII only: these travel in URLs and HTTP headers, where anything else breaks the call or the log.
 HeaderSafe = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
@@ -35,6 +36,14 @@ class PsaConnectionCreate(RequestBody):
     client_id: HeaderSafe = Field(description="The clientId ConnectWise issued to this integration.")
     codebase: Annotated[str, StringConstraints(max_length=100, pattern=CODEBASE_PATTERN)] | None = Field(
         default=None, description="e.g. v4_6_release/ (read from /login/companyinfo when omitted).")
+
+    @field_validator("site_url")
+    @classmethod
+    def _callable_site(cls, value: str) -> str:
+        # The pattern admits what the HTTP client cannot call (0177.0.0.1, 999.1.1.1, port 99999): parse it
+        # the way the client will, so such a URL is a 422 here rather than a 500 on every later call.
+        parse_site_url(value)
+        return value
 
 
 class PsaConnectionOut(BaseModel):

@@ -64,9 +64,17 @@ class PsaError(Exception):
 
 
 class PsaUnavailable(PsaError):
-    """The provider could not be reached, timed out, or answered 5xx: worth retrying."""
+    """The provider could not be reached, timed out, or answered 5xx: worth retrying.
+
+    `may_have_landed` is True when the request reached the provider and its outcome is unknown (no answer
+    in time, a dropped connection, a 5xx): a write may still be applied, so it must not be sent blindly again.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, status_code: int | None = None, may_have_landed: bool = False) -> None:
+        super().__init__(message, status_code=status_code)
+        self.may_have_landed = may_have_landed
 
 
 class PsaRateLimited(PsaUnavailable):
@@ -102,6 +110,10 @@ class PsaProvider(Protocol):
 
     async def post_note(self, ticket_id: str, text: str, note_type: NoteType) -> PsaNote:
         """Add a note with the given visibility."""
+        ...
+
+    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
+        """Replace the text of a note posted earlier (its visibility stays)."""
         ...
 
     async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:

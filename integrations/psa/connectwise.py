@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from integrations.psa.base import (
     PsaTicket,
     PsaUnavailable,
 )
+from integrations.psa.egress import EgressRefused
 
 DEFAULT_PAGE_SIZE = 100
 # A runaway paging loop (a server that always says "next") must end somewhere: 1,000 pages of 1,000 is CW's own cap.
@@ -40,6 +42,11 @@ _FLAG_BY_TYPE = {
     NoteType.RESOLUTION: "resolutionFlag",
 }
 _DIGITS = re.compile(r"[0-9]+")
+# CW's own error text is shown to the engineer; a server that is not ConnectWise gets no say in our messages.
+_MAX_DETAIL = 300
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
+# Failures before the request was sent: nothing can have reached the PSA, so sending again is safe.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -93,26 +100,36 @@ def basic_auth_header(company_id: str, public_key: str, private_key: str) -> str
     return f"Basic {token}"
 
 
+def _shown(value: Any) -> str:
+    text = _UNPRINTABLE.sub(" ", str(value)).strip()
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
 def cw_error_detail(response: httpx.Response) -> str:
-    """CW's error body `{code, message, errors: [...]}` as one sentence, else the HTTP status and reason."""
+    """CW's error body `{code, message, errors: [...]}` as one sentence, else only the HTTP status.
+
+    Only a body in ConnectWise's error shape is quoted (cut short): another server's text, whatever it
+    says, is never echoed, nor its reason phrase (the standard one is used).
+    """
     try:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict):
+    if isinstance(body, dict) and isinstance(body.get("code"), str) and isinstance(body.get("message"), str):
         parts = []
         for err in body.get("errors") or []:
-            if not isinstance(err, dict) or not err.get("message"):
+            if not isinstance(err, dict) or not isinstance(err.get("message"), str):
                 continue
             field, code = err.get("field"), err.get("code")
-            where = ": ".join(str(x) for x in (field, code) if x)
-            parts.append(f"{err['message']} ({where})" if where else str(err["message"]))
+            where = ": ".join(str(x) for x in (field, code) if isinstance(x, str) and x)
+            parts.append(f"{err['message']} ({where})" if where else err["message"])
         if parts:
-            return "; ".join(parts)
-        if body.get("message"):
-            code = body.get("code")
-            return f"{body['message']} ({code})" if code else str(body["message"])
-    reason = response.reason_phrase or ""
+            return _shown("; ".join(parts[:5]))
+        return _shown(f"{body['message']} ({body['code']})")
+    try:
+        reason = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        reason = ""
     return f"HTTP {response.status_code} {reason}".strip()
 
 
@@ -204,13 +221,25 @@ class ConnectWiseClient:
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
+        except EgressRefused as exc:
+            raise PsaRejected(f"ConnectWise site {self._site} may not be called: {exc.message}") from exc
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, OverflowError) as exc:
+            # A site URL stored before URLs were checked the way httpx parses them.
+            raise PsaRejected(f"ConnectWise site {self._site} is not a URL this server can call; connect the "
+                              "site again with a valid site_url") from exc
+        except _NOT_SENT as exc:
+            raise PsaUnavailable(
+                f"ConnectWise site {self._site} could not be reached ({type(exc).__name__})"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise PsaUnavailable(
-                f"ConnectWise site {self._site} did not answer within {self._config.timeout_s:g}s"
+                f"ConnectWise site {self._site} did not answer within {self._config.timeout_s:g}s",
+                may_have_landed=True,
             ) from exc
         except httpx.TransportError as exc:
             raise PsaUnavailable(
-                f"ConnectWise site {self._site} could not be reached ({type(exc).__name__})"
+                f"ConnectWise site {self._site} dropped the connection before answering ({type(exc).__name__})",
+                may_have_landed=True,
             ) from exc
 
     def _error(self, response: httpx.Response) -> PsaError:
@@ -236,7 +265,7 @@ class ConnectWiseClient:
             )
         if 400 <= status < 500:
             return PsaRejected(f"ConnectWise: {detail}", status_code=status)
-        return PsaUnavailable(f"ConnectWise: {detail}", status_code=status)
+        return PsaUnavailable(f"ConnectWise: {detail}", status_code=status, may_have_landed=True)
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -245,7 +274,7 @@ class ConnectWiseClient:
             raise PsaUnavailable(
                 f"ConnectWise answered {response.request.method} {response.request.url.path} "
                 f"with HTTP {response.status_code} but a body that is not JSON",
-                status_code=response.status_code,
+                status_code=response.status_code, may_have_landed=response.is_success,
             ) from None
 
     async def _company_info(self) -> dict[str, Any]:
@@ -345,8 +374,17 @@ class ConnectWiseClient:
         body.update({flag: kind is note_type for kind, flag in _FLAG_BY_TYPE.items()})
         data = self._json(await self.request("POST", f"{self._ticket_path(ticket_id)}/notes", json=body))
         if not isinstance(data, dict):
-            raise PsaUnavailable(f"ConnectWise answered the note on ticket {ticket_id} with something unexpected")
+            raise PsaUnavailable(f"ConnectWise answered the note on ticket {ticket_id} with something unexpected",
+                                 may_have_landed=True)
         return _to_note(data)
+
+    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
+        """PATCH the note's text (its flags, and so who may read it, stay as posted)."""
+        nid = str(note_id).strip()
+        if not _DIGITS.fullmatch(nid):
+            raise PsaRejected(f"ConnectWise note ids are numbers; {note_id!r} is not one")
+        patch = [{"op": "replace", "path": "text", "value": text}]
+        await self.request("PATCH", f"{self._ticket_path(ticket_id)}/notes/{nid}", json=patch)
 
     async def find_note(self, ticket_id: str, marker: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> PsaNote | None:
         """The newest note whose text contains `marker`, paging through the ticket's notes newest first."""

@@ -57,6 +57,7 @@ class SimulatorSwitches:
     retry_after_s: int = 1
     fail_after_note_store_next: int = 0  # the next N note POSTs store the note, then answer 500
     delay_s: float = 0.0  # sleep before answering any ConnectWise route
+    note_post_delay_s: float = 0.0  # a note POST is stored after this many seconds, then answered (a slow CW)
 
 
 @dataclass
@@ -125,6 +126,14 @@ class SimulatorState:
         self._next_note_id += 1
         self._notes.setdefault(ticket_id, []).append(note)
         return dict(note)
+
+    def update_note(self, ticket_id: int, note_id: int, text: str) -> dict[str, Any] | None:
+        """Replace a note's text; None when the ticket has no such note."""
+        for note in self._notes.get(ticket_id, []):
+            if note["id"] == note_id:
+                note["text"] = text
+                return dict(note)
+        return None
 
     def requests_to(self, route: str) -> list[RecordedRequest]:
         """Requests received for a route, e.g. `POST service/tickets/{id}/notes`."""
@@ -306,11 +315,26 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
         if sum(flags.values()) != 1:
             return _invalid("detailDescriptionFlag", "Exactly one of detailDescriptionFlag, internalAnalysisFlag "
                             "and resolutionFlag must be true", "serviceNote")
+        if st.switches.note_post_delay_s > 0:
+            # Like a busy CW: the note is stored late, whether or not the caller is still waiting.
+            await asyncio.sleep(st.switches.note_post_delay_s)
         note = st.add_note(tid, text, flags)
         if st.switches.fail_after_note_store_next > 0:
             st.switches.fail_after_note_store_next -= 1
             return cw_error(500, "UnexpectedError", "An unexpected error has occurred")
         return JSONResponse(note, status_code=201)
+
+    async def patch_note(request: Request, body: Any) -> Response:
+        tid, nid = request.path_params["ticket_id"], request.path_params["note_id"]
+        ops = body if isinstance(body, list) else []
+        texts = [op.get("value") for op in ops if isinstance(op, dict) and op.get("op") == "replace"
+                 and str(op.get("path", "")).strip("/") == "text"]
+        if len(texts) != 1 or len(ops) != 1 or not isinstance(texts[0], str) or not texts[0].strip():
+            return _invalid("text", "A JSON Patch replacing text with a non-empty string is required", "serviceNote")
+        note = st.update_note(tid, nid, texts[0])
+        if note is None:
+            return cw_error(404, "NotFound", f"Note with id {nid} was not found on ticket {tid}")
+        return JSONResponse(note)
 
     async def board_statuses(request: Request, body: Any) -> Response:
         board = st.boards.get(int(request.path_params["board_id"]))
@@ -366,6 +390,7 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
         api("PATCH", "service/tickets/{ticket_id:int}", patch_ticket),
         api("GET", "service/tickets/{ticket_id:int}/notes", list_notes),
         api("POST", "service/tickets/{ticket_id:int}/notes", post_note),
+        api("PATCH", "service/tickets/{ticket_id:int}/notes/{note_id:int}", patch_note),
         api("GET", "service/boards/{board_id:int}/statuses", board_statuses),
         Route("/_simulator/state", control_state),
         Route("/_simulator/tickets/{ticket_id:int}/status", control_status, methods=["POST"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from integrations.psa.base import PsaProvider
 from integrations.psa.connectwise import ConnectWiseClient, ConnectWiseConfig
 
 SECRET_FIELDS = ("public_key", "private_key")
+_CW_TICKET_ID = re.compile(r"[0-9]{1,10}")
+CW_MAX_TICKET_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,23 @@ class ConnectionSettings:
                    client_id=row.client_id, codebase=row.codebase)
 
 
-def build_provider(settings: ConnectionSettings, secrets: dict[str, str],
-                   http: httpx.AsyncClient | None = None) -> PsaProvider:
-    """The provider client for a connection (ValueError for a provider this server does not speak)."""
+def build_provider(settings: ConnectionSettings, secrets: dict[str, str], http: httpx.AsyncClient) -> PsaProvider:
+    """The provider client for a connection, calling through `http` (ValueError for an unknown provider).
+
+    `http` comes from `egress.pinned_client`: a connection's URL is the tenant's choice, so every call it
+    makes must go through the connect-time address check.
+    """
     if settings.provider == "connectwise":
         return ConnectWiseClient(ConnectWiseConfig(
             site_url=settings.site_url, company_id=settings.company_id, public_key=secrets["public_key"],
             private_key=secrets["private_key"], client_id=settings.client_id, codebase=settings.codebase,
         ), http)
     raise ValueError(f"unknown PSA provider {settings.provider!r}")
+
+
+def ticket_id_problem(provider: str, ticket_id: str) -> str | None:
+    """Why `ticket_id` cannot name a ticket of `provider` (None when it can): checked before any call."""
+    valid = _CW_TICKET_ID.fullmatch(ticket_id) is not None and 0 < int(ticket_id) <= CW_MAX_TICKET_ID
+    if provider == "connectwise" and not valid:
+        return f"ConnectWise ticket ids are whole numbers from 1 to {CW_MAX_TICKET_ID}; {ticket_id!r} is not one"
+    return None

@@ -25,6 +25,7 @@ from activities.psa import PsaActivities
 from core.config import Settings
 from core.credentials import CredentialCipher
 from db.models import Notification, PsaWriteback
+from integrations.psa.egress import EgressPolicy
 from services.ai_sessions import AiSessionRef, SessionCommands
 from services.workflow_client import WorkflowClient
 from tests.psa.cw_simulator import SimulatorHandle
@@ -82,7 +83,8 @@ async def watch(time_skipping_env: WorkflowEnvironment, settings: Settings, clie
     custom = settings.model_copy(update={"temporal_task_queue": queue, "smtp_host": "127.0.0.1", "smtp_port": port})
     env = time_skipping_env
     commands = SessionCommands(WorkflowClient(env.client, task_queue=queue, accept_timeout_s=10), custom)
-    psa = PsaActivities(session_factory, CredentialCipher(settings.credentials_key))
+    psa = PsaActivities(session_factory, CredentialCipher(settings.credentials_key),
+                        egress=EgressPolicy(allow_private=True))
     async with Worker(env.client, task_queue=queue, workflows=[TroubleshootingSessionWorkflow],
                       activities=[*SessionPersistence(session_factory).all(),
                                   *WritebackPersistence(session_factory).all(), *psa.all(),

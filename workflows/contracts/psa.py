@@ -76,6 +76,15 @@ class PostedNote(BaseModel):
     reused: bool
 
 
+class UpdateNoteInput(BaseModel):
+    """Replace the text of a note posted earlier (an edited re-post), keeping its marker."""
+
+    ticket: TicketRef
+    note_id: str
+    text: str
+    marker: str
+
+
 class ChangeStatusInput(BaseModel):
     """Ask the PSA to set the ticket's status (verification is a separate read)."""
 
@@ -105,6 +114,7 @@ class WritebackPlan(BaseModel):
     skipped_reason: str | None = None
     recheck_after_s: int
     provider_name: str = "ConnectWise"
+    posted_markdown: str | None = None  # the text of the note already on the ticket, when there is one
 
 
 class NotePostedInput(BaseModel):
@@ -114,6 +124,7 @@ class NotePostedInput(BaseModel):
     note_id: str
     reused: bool
     at: datetime
+    markdown: str | None = None  # the note's text changed (an edited re-post replaced it)
 
 
 class StatusCheckedInput(BaseModel):
@@ -194,18 +205,32 @@ PSA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                         maximum_interval=timedelta(seconds=30), maximum_attempts=6,
                         non_retryable_error_types=[PSA_AUTH_FAILED, PSA_NOT_FOUND, PSA_REJECTED,
                                                    PSA_CONNECTION_GONE])
+# One HTTP call to the PSA answers within this, or the attempt fails (and is retried).
+PSA_CALL_TIMEOUT = timedelta(seconds=15)
 PSA_START_TO_CLOSE = timedelta(seconds=30)
 PSA_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
-# A post runs up to three PSA calls each within PSA_SCHEDULE_TO_CLOSE; the caller waits this long for its answer.
-PSA_RESULT_TIMEOUT = PSA_SCHEDULE_TO_CLOSE * 3 + timedelta(seconds=30)
+# ConnectWise takes no idempotency key, so a note POST it did not answer may still be stored later (one was
+# stored 20 s after it was sent). Until this long after the send, the post looks for the note rather than
+# posting it again; an attempt sends a note only when it has the time left to wait this out.
+NOTE_LANDING_WINDOW = timedelta(seconds=45)
+NOTE_POLL_INTERVAL = timedelta(seconds=3)
+# Search, POST, the landing window and the last search after it.
+NOTE_START_TO_CLOSE = PSA_CALL_TIMEOUT * 3 + NOTE_LANDING_WINDOW
+# Every PSA call of one post (note, status change, re-read) shares this; past it the post is a 502 saying the
+# PSA did not answer. The caller waits a little longer, so it hears that 502 rather than a 503.
+PSA_POST_BUDGET = timedelta(seconds=90)
+PSA_RESULT_TIMEOUT = PSA_POST_BUDGET + timedelta(seconds=30)
+# Opening a session from a ticket reads it within this, inside the create's 30 s answer.
+PSA_INTAKE_READ_BUDGET = timedelta(seconds=20)
 
 
-def _psa(name: str, out: type | None) -> ActivityRef[Any, Any]:
-    return ActivityRef(name, out, PSA_START_TO_CLOSE, PSA_RETRY, schedule_to_close=PSA_SCHEDULE_TO_CLOSE)
+def _psa(name: str, out: type | None, start_to_close: timedelta = PSA_START_TO_CLOSE) -> ActivityRef[Any, Any]:
+    return ActivityRef(name, out, start_to_close, PSA_RETRY, schedule_to_close=PSA_SCHEDULE_TO_CLOSE)
 
 
 READ_TICKET: ActivityRef[TicketRef, TicketFacts] = _psa("psa.read_ticket", TicketFacts)
-POST_NOTE: ActivityRef[PostNoteInput, PostedNote] = _psa("psa.post_note", PostedNote)
+POST_NOTE: ActivityRef[PostNoteInput, PostedNote] = _psa("psa.post_note", PostedNote, NOTE_START_TO_CLOSE)
+UPDATE_NOTE: ActivityRef[UpdateNoteInput, None] = _psa("psa.update_note", None)
 CHANGE_STATUS: ActivityRef[ChangeStatusInput, None] = _psa("psa.change_status", None)
 
 BEGIN_WRITEBACK = persistence("persistence.begin_psa_writeback", BeginWritebackInput, WritebackPlan)
