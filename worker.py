@@ -15,8 +15,9 @@ from temporalio.worker import Interceptor, PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.registry import ActivityDeps, build_activities
-from core.config import Settings, get_settings
+from core.config import ConfigError, Settings, get_settings
 from core.logging import configure_logging
+from core.telemetry import RequestIdInterceptor, tracer_provider, worker_runtime
 from core.temporal import connect_temporal
 from db.session import engine_for, make_session_factory
 from workflows.registry import ALL_WORKFLOWS
@@ -33,6 +34,9 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
                  interceptors: Sequence[Interceptor] = ()) -> Worker:
     """A worker on `task_queue` (default: the configured one) with everything registered."""
     queue = task_queue or deps.settings.temporal_task_queue
+    # A client from connect_temporal carries the request-id interceptor (and the worker inherits it); any other
+    # client (the tests' environment's) gets it here, so request ids reach the log lines either way.
+    inherited = any(isinstance(i, RequestIdInterceptor) for i in client.config()["interceptors"])
     return Worker(
         client,
         task_queue=queue,
@@ -46,7 +50,7 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         # workflows when many walks start at once: measured 5-16 s waits and 503s on intake with 50
         # concurrent walks. Autoscaling adds pollers while tasks are waiting.
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
-        interceptors=interceptors,
+        interceptors=[*([] if inherited else [RequestIdInterceptor()]), *interceptors],
     )
 
 
@@ -58,8 +62,10 @@ async def run_worker(settings: Settings) -> None:
     # (PYTHONDONTWRITEBYTECODE) each of those imports compiles the module's source again: ~5 % of the worker's
     # CPU when parked work wakes up. The first sandboxed import writes them; later ones read them.
     sys.dont_write_bytecode = False
+    runtime = worker_runtime(settings)  # the SDK's Prometheus /metrics; before connecting, as the client runs on it
+    tracing = tracer_provider(settings, "resolutionflow-worker")
     engine = engine_for(settings)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, runtime=runtime, tracer_provider=tracing)
     deps = ActivityDeps(settings=settings, session_factory=make_session_factory(engine))
     worker = build_worker(client, deps)
     # Everything imported so far lives as long as the process: move it out of the collector's generations, so
@@ -70,18 +76,28 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling task queue %r on %s", settings.temporal_task_queue, settings.temporal_address)
+    metrics = f"; metrics on http://{settings.worker_metrics_address}/metrics" if runtime else ""
+    log.info("worker polling task queue %r on %s%s", settings.temporal_task_queue, settings.temporal_address, metrics)
     async with worker:
         await stop.wait()
         log.info("stop signal received; finishing in-flight tasks")
     await engine.dispose()
+    if tracing is not None:
+        tracing.shutdown()  # exports the spans still buffered
     log.info("worker stopped")
 
 
 def main() -> None:
     """Entry point for `python worker.py` and `rflow worker`."""
     configure_logging()
-    asyncio.run(run_worker(get_settings()))
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # names each variable to fix; a traceback would bury it
+        raise SystemExit(f"worker: {exc}") from None
+    try:
+        asyncio.run(run_worker(settings))
+    except ConfigError as exc:
+        raise SystemExit(f"worker: {exc}") from None
 
 
 if __name__ == "__main__":

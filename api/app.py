@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.idempotency import document_idempotency
+from api.observability import fastapi_telemetry, install_observability
 from api.routes import (
     account,
     ai_sessions,
@@ -25,6 +27,8 @@ from api.routes import (
 )
 from api.temporal import TemporalGateway
 from core.config import Settings, get_settings
+from core.logging import configure_logging
+from core.telemetry import tracer_provider
 from db.session import engine_for, make_read_session_factory, make_session_factory
 from services.escalation_stream import EscalationBus, EscalationListener
 
@@ -43,9 +47,11 @@ Authenticate with `POST /api/v1/auth/login/json` (or the **Authorize** button) a
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; `settings` defaults to the environment's."""
+    configure_logging()  # under `uvicorn --factory` nothing else has; a no-op after `rflow api` did
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
+    tracing = tracer_provider(settings, "resolutionflow-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.read_session_factory = make_read_session_factory(engine)
-        app.state.temporal = TemporalGateway(settings)
+        app.state.temporal = TemporalGateway(settings, tracer_provider=tracing)
         # One LISTEN connection per process feeds every escalation stream this process serves.
         bus = app.state.escalation_bus = EscalationBus(settings.escalation_subscriber_queue)
         listener = app.state.escalation_listener = EscalationListener(
@@ -67,13 +73,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await listener.stop()
             await engine.dispose()
+            if tracing is not None:
+                tracing.shutdown()  # exports the spans still buffered
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files the app serves itself (fastapi-offline), not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="ResolutionFlow API",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
+        telemetry=fastapi_telemetry(tracing),
     )
+    install_observability(app)
     install_error_handlers(app)
     document_idempotency(app)
     app.include_router(health.router)

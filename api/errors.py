@@ -49,12 +49,31 @@ DESCRIPTIONS: dict[int, str] = {
 }
 
 
-def error_responses(*codes: int, described: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries documenting these error statuses (and `described`'s, with its wording)."""
+# What each status's body looks like in /docs: a real `detail` this API gives with that status. A route whose
+# error reads differently (or is structured, like the claim's 409) passes its own in `examples=`.
+EXAMPLES: dict[int, str | dict[str, Any]] = {
+    400: "target_user_id names you; escalate to someone else or leave it out",
+    401: "Not authenticated: send 'Authorization: Bearer <token>'",
+    402: "This account's subscription is 'past_due'; an active or trialing subscription is required",
+    403: "This action requires the admin role or higher (you are engineer)",
+    404: "AI session not found",
+    409: "A request with this Idempotency-Key is still being processed; retry in a moment",
+    429: "Too many failed logins for this email; try again in 840 s (at 14:32:05 UTC)",
+    502: "ConnectWise could not list the statuses: 503 Service Unavailable",
+    503: "No workflow worker accepted the command within 15s; retry later (with the same Idempotency-Key)",
+}
+
+
+def error_responses(*codes: int, described: Mapping[int, str] | None = None,
+                    examples: Mapping[int, str | dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries documenting these error statuses (and `described`'s, with its wording), each with an
+    example body of its own (`examples` overrides the generic one of a status)."""
     wording = {**DESCRIPTIONS, **(described or {})}
+    sample = {**EXAMPLES, **(examples or {})}
     # A 422 is either the validation list or a domain 422 (an Idempotency-Key reused); naming it replaces
-    # FastAPI's own 422 entry, which documents only the list.
-    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": wording[code]}
+    # FastAPI's own 422 entry, which documents only the list (its examples are on ValidationErrorOut).
+    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": wording[code],
+                   **({} if code == 422 else {"content": {"application/json": {"example": {"detail": sample[code]}}}})}
             for code in sorted({*codes, *(described or {})})}
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deps import CurrentUser
-from api.errors import status_for
+from api.errors import EXAMPLES, status_for
 from api.schemas.common import ErrorOut, ValidationErrorOut
 from core.errors import Conflict, DomainError, UnprocessableRequest
 from db.repositories.idempotency import IdempotencyRepository
@@ -194,6 +194,7 @@ def document_idempotency(app: FastAPI) -> None:
                 responses = op.setdefault("responses", {})
                 responses.setdefault("409", _documented("ErrorOut", "The state does not allow this, or a request "
                                                                    "with this Idempotency-Key is still running"))
+                responses["409"]["content"]["application/json"].setdefault("example", {"detail": EXAMPLES[409]})
                 responses["422"] = _documented("ValidationErrorOut", "The body is invalid, or this Idempotency-Key "
                                                                      "was used with another request")
         app.openapi_schema = schema

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 
@@ -11,15 +12,20 @@ from core.config import Settings
 from core.errors import EngineUnavailable
 from core.temporal import connect_temporal
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger(__name__)
 
 
 class TemporalGateway:
     """Holds the client; `client()` connects on first use and raises 503 while Temporal is down."""
 
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+    def __init__(self, settings: Settings, client: Client | None = None, *,
+                 tracer_provider: TracerProvider | None = None) -> None:
         self._settings = settings
         self._client = client
+        self._tracer_provider = tracer_provider
         self._lock = asyncio.Lock()
 
     async def client(self) -> Client:
@@ -29,7 +35,7 @@ class TemporalGateway:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await connect_temporal(self._settings)
+                    self._client = await connect_temporal(self._settings, tracer_provider=self._tracer_provider)
                 except (TimeoutError, RuntimeError, OSError) as exc:
                     log.warning("Temporal unreachable at %s: %s", self._settings.temporal_address, exc)
                     raise EngineUnavailable(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from core.config import Settings
+from core.telemetry import temporal_interceptors
 from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 
 def search_attribute_cli_args() -> list[str]:
@@ -33,13 +39,17 @@ def dynamic_config_cli_args() -> list[str]:
     return args
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """A client with the pydantic converter; raises TimeoutError/RuntimeError when unreachable."""
+async def connect_temporal(settings: Settings, *, runtime: Runtime | None = None,
+                           tracer_provider: TracerProvider | None = None) -> Client:
+    """A client with the pydantic converter, the request-id (and, with a provider, tracing) interceptors, on
+    `runtime` (default: the SDK's); raises TimeoutError/RuntimeError when unreachable."""
     return await asyncio.wait_for(
         Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=pydantic_data_converter,
+            interceptors=temporal_interceptors(tracer_provider),
+            runtime=runtime,
         ),
         timeout=settings.temporal_connect_timeout_s,
     )

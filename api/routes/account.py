@@ -66,7 +66,8 @@ def _check_may_grant(actor: User, role: str) -> None:
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses=error_responses(400, 403, described={409: "A user with this email already exists"}))
+             responses=error_responses(400, 403, described={409: "A user with this email already exists"},
+                                       examples={409: "A user with this email already exists"}))
 async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
     """Add a user to the caller's account."""
 

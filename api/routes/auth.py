@@ -31,7 +31,8 @@ LOGIN_ERRORS = error_responses(400, described={
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut,
-             responses=error_responses(400, described={409: "Email already registered"}))
+             responses=error_responses(400, described={409: "Email already registered"},
+                                       examples={409: EMAIL_TAKEN}))
 async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
     """Create an account and its owner."""
     users = UserRepository(session)

@@ -163,7 +163,10 @@ async def list_handoffs(owned: OwnedAiSession, _: EngineerUser, session: Session
         403: "Viewers may not claim (the engineer role or higher is needed), nor may the escalator",
         404: "No such handoff in this session of your account",
         409: "Someone else claimed it first: `detail` is `{message, claimed_by_id, claimed_by_name, claimed_at}` "
-             "(e.g. \"Already claimed by Dana Reyes, 12 seconds ago\"); or the session was resolved meanwhile"}),
+             "(e.g. \"Already claimed by Dana Reyes, 12 seconds ago\"); or the session was resolved meanwhile"},
+        examples={409: {"message": "Already claimed by Dana Reyes, 12 seconds ago",
+                        "claimed_by_id": "3f6c2a9e-8d41-4b7a-9c55-1e2f3a4b5c6d", "claimed_by_name": "Dana Reyes",
+                        "claimed_at": "2026-03-02T14:31:48.120000+00:00"}}),
 )
 async def claim_handoff(
     handoff: OwnedHandoff, user: EngineerUser, session: ReadSessionDep, commands: HandoffCommandsDep, idem: Idempotent,

@@ -1,4 +1,4 @@
-"""Readiness of what commands need: the database, the Temporal frontend, and workers polling our task queue."""
+"""Readiness (the database, the Temporal frontend, workers polling our task queue) and liveness of the API."""
 
 from __future__ import annotations
 
@@ -86,6 +86,21 @@ async def _workers_ok(temporal: TemporalGateway, settings: Settings) -> bool:
         return False
     cutoff = time.time() - WORKER_SEEN_WITHIN_S
     return any(p.last_access_time.ToSeconds() >= cutoff for p in resp.pollers if p.HasField("last_access_time"))
+
+
+class LiveOut(BaseModel):
+    """The process answers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "alive"}]})
+
+    status: str
+
+
+@router.get("/livez", response_model=LiveOut)
+async def livez() -> LiveOut:
+    """200 while this process serves requests, whatever the database, Temporal or the workers do: the liveness
+    probe (restart the process when it fails). `/healthz` is readiness: whether commands can run."""
+    return LiveOut(status="alive")
 
 
 def _word(ok: bool) -> str:

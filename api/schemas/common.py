@@ -113,9 +113,7 @@ class RequestBody(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """Every error but 422: what went wrong and what to do about it."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "A user with this email already exists"}]})
+    """Every error but 422: what went wrong and what to do about it (examples per status: api/errors.py)."""
 
     detail: str | dict[str, Any]
 
