@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
     from workflows.contracts.search_attributes import SA_FIX_STATUS
+    from workflows.contracts.wording import waiting_on
     from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
 
@@ -204,7 +205,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
 def _details(state: FixControl) -> str:
     text = f"Fix '{state.title}' — {state.status}"
     if state.status == "applied_pending":
-        text += f": waiting on {state.pending_reason or '(no reason given)'}"
+        text += f": {waiting_on(state.pending_reason) if state.pending_reason else 'no reason given'}"
         nxt = state.next_reminder_at
         text += f"; next reminder {nxt:%Y-%m-%d %H:%M:%S} UTC" if nxt else "; no reminders left"
         if state.verification_overdue_at:

@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
     from workflows.contracts.psa import PsaCloseResult, StatusRecheck, TicketRef
     from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_STATUS
+    from workflows.contracts.wording import counted
     from workflows.session_writeback import read_ticket_for_intake, recheck_status, write_back
     from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
 
@@ -340,11 +341,14 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
             self._deadline.summary = self._due_summary(new)
         if old is None or old.status != new.status:
             workflow.upsert_search_attributes([SA_STATUS.value_set(new.status)])
-        workflow.set_current_details(
-            f"{new.status} · {new.session_type} session · {new.message_count} messages · "
-            f"{new.confidence_tier} ({new.confidence:.0%}) · {new.problem_summary[:80]}"
-        )
+        workflow.set_current_details(_details(new))
 
+
+
+def _details(state: SessionControl) -> str:
+    """The session as the Web UI lists it."""
+    return (f"{state.status} · {state.session_type} session · {counted(state.message_count, 'message')} · "
+            f"{state.confidence_tier} ({state.confidence:.0%}) · {state.problem_summary[:80]}")
 
 
 def _require_active(state: SessionControl) -> None:

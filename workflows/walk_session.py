@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         WalkNode,
         WalkRef,
     )
+    from workflows.contracts.wording import counted
     from workflows.skeleton import Deadline, EntityWorkflow
 
 
@@ -241,13 +242,7 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
             self._idle_deadline.move_to(new.last_step_at + self._idle)
         if old is None or old.status != new.status:
             workflow.upsert_search_attributes([SA_STATUS.value_set(new.status)])
-        pending = new.pending_node
-        waiting = (f"waiting on '{pending.question}'" if pending and pending.kind == "question"
-                   else "at a resolution" if pending else "no node served yet")
-        workflow.set_current_details(
-            f"{new.status} · {new.session_kind} walk · {waiting} · {new.depth} steps, {new.note_count} notes"
-            if new.status == "active" else f"{new.status} after {new.depth} steps"
-        )
+        workflow.set_current_details(_details(new))
 
     async def _ask_model(self, state: WalkControl, answered: WalkedStep | None = None) -> WalkNode:
         prompt = await WALK_PROMPT(WalkRef(session_id=state.id))
@@ -317,3 +312,14 @@ def _check_step(state: WalkControl, inp: StepInput) -> None:
         raise reject(REJECT_CONFLICT, f"Node '{inp.node_id}' is not the pending node; answer node '{pending.id}'")
     if state.session_kind == "flow" and pending.option_matching(inp.answer) is None:
         raise reject(REJECT_RULE, f"answer must be one of: {', '.join(pending.options)}")
+
+
+def _details(state: WalkControl) -> str:
+    """The walk as the Web UI lists it."""
+    steps = counted(state.depth, "step")
+    if state.status != "active":
+        return f"{state.status} after {steps}"
+    pending = state.pending_node
+    waiting = (f"waiting on '{pending.question}'" if pending and pending.kind == "question"
+               else "at a resolution" if pending else "no node served yet")
+    return f"{state.status} · {state.session_kind} walk · {waiting} · {steps}, {counted(state.note_count, 'note')}"

@@ -48,6 +48,7 @@ from workflows.contracts.fix import (
     RecordOutcomeInput,
 )
 from workflows.contracts.notify import NotificationEmail
+from workflows.contracts.wording import waiting_on
 
 log = logging.getLogger(__name__)
 _DURATION = TypeAdapter(timedelta)
@@ -216,7 +217,7 @@ def notice_text(fix: SuggestedFix, owner: AiSession, notice: Notice) -> tuple[st
     else:
         title = f"Overdue: the fix '{_clip(fix.title)}' is still unverified since {parked}"
     body = (f"The fix '{fix.title}' was applied and parked as awaiting verification on {parked}.\n"
-            f"Waiting on: {fix.pending_reason or '-'}\n"
+            f"Parked: {waiting_on(fix.pending_reason) if fix.pending_reason else 'no reason given'}\n"
             f"Problem: {owner.problem_summary}\n"
             f"Session: {owner.id}\nFix: {fix.id}\n\n"
             "Record how it went (worked, did not work, partly worked, or still waiting) on the fix's outcome.")

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from workflows.contracts.common import PERSIST_RETRY, PERSIST_TIMEOUT, REJECT_CONFLICT, ActivityRef, persistence
 from workflows.contracts.llm import LLM_RETRY_POLICY, HandoffAssessment, LlmCallContext
 from workflows.contracts.notify import NotificationEmail
+from workflows.contracts.wording import counted
 
 HandoffIntent = Literal["park", "escalate"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -52,7 +53,7 @@ def raised(priority: str) -> str:
 def already_claimed(name: str, claimed_at: datetime, now: datetime) -> str:
     """What the second senior reads: who owns it and since when."""
     seconds = max(0, int((now - claimed_at).total_seconds()))
-    return f"Already claimed by {name}, {seconds} seconds ago"
+    return f"Already claimed by {name}, {counted(seconds, 'second')} ago"
 
 
 def claimed_conflict(by_id: uuid.UUID | None, name: str | None, claimed_at: datetime,
