@@ -2,6 +2,8 @@
 
 Postgres is the source of truth (`escalation_events`, ids in commit order); NOTIFY only wakes streams up.
 Whatever a stream or the listener may have missed (a full queue, a dropped connection) is read back by id.
+Listeners follow the global log id; streams show and resume by the account's own number (`seq`), so an id
+a tenant sees counts only its own events.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ CLOSE_TIMEOUT_S = 2.0
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """One escalation event as streams see it."""
+    """One escalation event: `id` orders the whole log (internal), `seq` its account's log (the SSE id)."""
 
     id: int
+    seq: int
     account_id: uuid.UUID
     kind: str
     data: dict[str, Any]
@@ -44,21 +47,22 @@ class StreamEvent:
     @classmethod
     def from_row(cls, row: EscalationEvent) -> StreamEvent:
         """The event of a stored row."""
-        return cls(id=row.id, account_id=row.account_id, kind=row.kind, data=dict(row.data))
+        return cls(id=row.id, seq=row.account_seq, account_id=row.account_id, kind=row.kind, data=dict(row.data))
 
     @classmethod
     def from_payload(cls, payload: str) -> StreamEvent:
         """The event of a NOTIFY payload; ValueError when it is not one."""
         try:
             raw = json.loads(payload)
-            event_id, kind, data = raw["id"], raw["kind"], raw["data"]
+            event_id, seq, kind, data = raw["id"], raw["seq"], raw["kind"], raw["data"]
             account_id = uuid.UUID(raw["account_id"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not an escalation event payload: {exc!r}") from exc
-        # bool is an int subclass; a non-positive id can never come from the identity column.
-        if type(event_id) is not int or event_id <= 0 or not isinstance(kind, str) or not isinstance(data, dict):
+        # bool is an int subclass; a non-positive id or number is never handed out.
+        if (any(type(n) is not int or n <= 0 for n in (event_id, seq))
+                or not isinstance(kind, str) or not isinstance(data, dict)):
             raise ValueError("not an escalation event payload: bad field types")
-        return cls(id=event_id, account_id=account_id, kind=kind, data=data)
+        return cls(id=event_id, seq=seq, account_id=account_id, kind=kind, data=data)
 
 
 @dataclass(eq=False)
@@ -123,20 +127,28 @@ class EscalationBus:
 
 async def _read_after(session_factory: async_sessionmaker[AsyncSession], after_id: int,
                       account_id: uuid.UUID | None) -> AsyncIterator[StreamEvent]:
-    """Every event above `after_id`, paged, oldest first; no session is held while the consumer works."""
+    """Every event above `after_id` (a log id; with `account_id`, that account's number), paged, oldest first;
+    no session is held while the consumer works."""
     while True:
         async with session_factory() as session:
-            rows = await EscalationEventRepository(session).after(after_id, account_id=account_id, limit=PAGE_SIZE)
+            events = EscalationEventRepository(session)
+            rows = (await events.after(after_id, limit=PAGE_SIZE) if account_id is None
+                    else await events.account_after(account_id, after_id, limit=PAGE_SIZE))
         for row in rows:
             yield StreamEvent.from_row(row)
         if len(rows) < PAGE_SIZE:
             return
-        after_id = rows[-1].id
+        after_id = rows[-1].id if account_id is None else rows[-1].account_seq
 
 
 async def _latest_id(session_factory: async_sessionmaker[AsyncSession]) -> int:
     async with session_factory() as session:
         return await EscalationEventRepository(session).latest_id()
+
+
+async def _latest_seq(session_factory: async_sessionmaker[AsyncSession], account_id: uuid.UUID) -> int:
+    async with session_factory() as session:
+        return await EscalationEventRepository(session).latest_seq(account_id)
 
 
 class EscalationListener:
@@ -285,20 +297,23 @@ class EscalationListener:
 
 
 def _frame(event: StreamEvent) -> dict[str, str]:
-    return {"event": event.kind, "id": str(event.id), "data": json.dumps(event.data, separators=(",", ":"))}
+    return {"event": event.kind, "id": str(event.seq), "data": json.dumps(event.data, separators=(",", ":"))}
 
 
 async def event_stream(sub: Subscription, session_factory: async_sessionmaker[AsyncSession], *,
                        last_event_id: int | None) -> AsyncGenerator[dict[str, str], None]:
     """SSE dicts for one subscribed stream: `ready`, the replay after `last_event_id`, then live events."""
-    cursor = last_event_id if last_event_id is not None else await _latest_id(session_factory)
+    newest = await _latest_seq(session_factory, sub.account_id)
+    # A cursor above the newest number is none of ours (a browser that kept it across a restore): taken as
+    # is it would skip every event up to it, so the stream starts from the newest, and `ready` says so.
+    cursor = newest if last_event_id is None or last_event_id > newest else last_event_id
     ready = {"account_id": str(sub.account_id), "last_event_id": cursor}
     yield {"event": "ready", "id": str(cursor), "data": json.dumps(ready, separators=(",", ":"))}
     sent = cursor
-    if last_event_id is not None:
+    if cursor < newest:
         async for event in _read_after(session_factory, sent, sub.account_id):
             yield _frame(event)
-            sent = event.id
+            sent = event.seq
     while True:
         if sub.overflowed:
             # Clear first: an overflow during the replay below is seen on the next round.
@@ -307,13 +322,13 @@ async def event_stream(sub: Subscription, session_factory: async_sessionmaker[As
                 sub.queue.get_nowait()
             async for event in _read_after(session_factory, sent, sub.account_id):
                 yield _frame(event)
-                sent = event.id
+                sent = event.seq
             continue
         if sub.queue.empty():
             sub.wake.clear()
             await sub.wake.wait()
             continue
         event = sub.queue.get_nowait()
-        if event.id > sent:
+        if event.seq > sent:
             yield _frame(event)
-            sent = event.id
+            sent = event.seq

@@ -39,7 +39,7 @@ from api.schemas.handoffs import (
     QueueItemOut,
     QueueOut,
 )
-from core.errors import NotFound, RuleViolation
+from core.errors import NotFound, RuleViolation, UnprocessableRequest
 from db.repositories.handoffs import HandoffRepository
 from db.repositories.users import UserRepository
 from services.escalation_stream import EscalationBus, event_stream
@@ -52,7 +52,7 @@ HANDOFF_ERRORS = error_responses(402, 422, described={
     404: "No such AI session (or target user) in your account",
     409: "The session is not active (already parked, escalated or resolved)",
 })
-# Browsers keep the id of the last event they saw; a larger number than any id we hand out is not ours.
+# Browsers keep the id of the last event they saw; a number this long is no id (ids count one account's events).
 MAX_EVENT_ID_DIGITS = 18
 
 
@@ -83,8 +83,12 @@ async def escalation_queue(user: EngineerUser, session: SessionDep, limit: Limit
     responses={200: {"content": {"text/event-stream": {}}, "description": (
         "`event: ready` (data `{account_id, last_event_id}`), then `handoff_created` `{handoff_id, session_id, "
         "priority}`, `handoff_assessment_ready`, `handoff_claimed` and `handoff_priority_raised`, each with an "
-        "`id:`; a `: ping` comment every 25 s. Send the last id back as `Last-Event-ID` to resume without gaps.")},
-        **error_responses(400, described={429: "You hold too many streams open already (10 per user)"})},
+        "`id:`; a `: ping` comment every 25 s. Ids number your account's events only (1, 2, 3, ...). Send the last "
+        "id back as `Last-Event-ID` to resume without gaps; one above the newest starts from the newest.")},
+        **error_responses(described={
+            422: "`Last-Event-ID` is not an event id (digits only); a larger id than the newest starts from the "
+                 "newest",
+            429: "You hold too many streams open already (10 per user)"})},
 )
 async def escalation_stream(
     request: Request, user: EngineerUser, settings: SettingsDep,
@@ -95,7 +99,8 @@ async def escalation_stream(
     if last_event_id is not None and last_event_id.strip():
         value = last_event_id.strip()
         if not (value.isascii() and value.isdigit() and len(value) <= MAX_EVENT_ID_DIGITS):
-            raise RuleViolation("Last-Event-ID must be the id of an event this stream sent (digits only)")
+            raise UnprocessableRequest("Last-Event-ID must be the id of an event this stream sent (digits only, "
+                                       "as in its `id:` lines), or left out to start from now")
         cursor = int(value)
     bus: EscalationBus = request.app.state.escalation_bus
     session_factory = request.app.state.session_factory

@@ -77,20 +77,23 @@ class SessionHandoff(UUIDPrimaryKey, Timestamps, Base):
 class EscalationEvent(Base):
     """One event of the live queue, written in the transaction of the change it reports (an outbox).
 
-    Ids are handed out under one advisory lock held to commit, so id order is commit order: a stream
-    resumes with `id > Last-Event-ID` and misses nothing that committed meanwhile.
+    Ids and account numbers are handed out under one advisory lock held to commit, so both follow commit
+    order: listeners resume with `id > last seen`, a stream with `account_seq > Last-Event-ID`, and neither
+    misses what committed meanwhile. Streams show only `account_seq`, which counts the account's own events.
     """
 
     __tablename__ = "escalation_events"
     __table_args__ = (
         CheckConstraint(f"kind IN {ESCALATION_EVENT_KINDS!r}", name="kind_valid"),
-        Index("ix_escalation_events_account_id_id", "account_id", "id"),
+        Index("uq_escalation_events_account_seq", "account_id", "account_seq", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     account_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
     )
+    # The event's place in its account's log (1, 2, 3, ...): the SSE `id:`, so it tells nothing of other accounts.
+    account_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     kind: Mapped[str] = mapped_column(String(40), nullable=False)
     handoff_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("session_handoffs.id", ondelete="CASCADE"), nullable=False

@@ -79,7 +79,12 @@ async def make_desk(session_factory: Factory) -> Desk:
 
 
 async def publish(session_factory: Factory, desk: Desk, count: int = 1) -> list[int]:
-    """Publish `count` events, each in its own transaction; their ids."""
+    """Publish `count` events, each in its own transaction; their log ids (what listeners follow)."""
+    return [log_id for log_id, _ in await publish_numbered(session_factory, desk, count)]
+
+
+async def publish_numbered(session_factory: Factory, desk: Desk, count: int = 1) -> list[tuple[int, int]]:
+    """Publish `count` events; their (log id, number in the account's log: what streams show)."""
     ids = []
     for _ in range(count):
         async with session_factory() as db:
@@ -89,7 +94,7 @@ async def publish(session_factory: Factory, desk: Desk, count: int = 1) -> list[
                 dedupe_key=f"test-{uuid.uuid4().hex}")
             assert event is not None
             await db.commit()
-            ids.append(event.id)
+            ids.append((event.id, event.account_seq))
     return ids
 
 
@@ -262,17 +267,17 @@ async def test_a_full_queue_drops_without_blocking_and_the_stream_catches_up_los
         [ready] = await next_frames(stream, 1)
         assert ready["event"] == "ready"
 
-        ids = await publish(session_factory, desk, 20)
-        await wait_until(lambda: listener.last_id == ids[-1])
+        numbered = await publish_numbered(session_factory, desk, 20)
+        await wait_until(lambda: listener.last_id == numbered[-1][0])
         assert sub.overflowed and sub.queue.qsize() == 2  # the listener dropped 18 rather than wait
 
         frames = await next_frames(stream, 20)
-        assert [int(f["id"]) for f in frames] == ids
+        assert [int(f["id"]) for f in frames] == [seq for _, seq in numbered] == list(range(1, 21))
         assert {f["event"] for f in frames} == {"handoff_created"}
         assert not sub.overflowed
 
-        more = await publish(session_factory, desk)
-        assert [int(f["id"]) for f in await next_frames(stream, 1)] == more
+        await publish(session_factory, desk)
+        assert [int(f["id"]) for f in await next_frames(stream, 1)] == [21]
     finally:
         await stream.aclose()
 
@@ -280,7 +285,7 @@ async def test_a_full_queue_drops_without_blocking_and_the_stream_catches_up_los
     solo = EscalationBus(2)
     lonely = solo.subscribe(desk.account_id)
     for i in range(1, 21):
-        solo.publish(StreamEvent(id=i, account_id=desk.account_id, kind="handoff_created", data={}))
+        solo.publish(StreamEvent(id=i, seq=i, account_id=desk.account_id, kind="handoff_created", data={}))
     assert lonely.overflowed and [lonely.queue.get_nowait().id for _ in range(2)] == [1, 2]
 
 
@@ -288,10 +293,10 @@ async def test_last_event_id_replays_the_accounts_missed_events_then_goes_live(
         session_factory: Factory, make_listener: MakeListener) -> None:
     desk, other = await make_desk(session_factory), await make_desk(session_factory)
     bus, _ = await make_listener()
-    [seen] = await publish(session_factory, desk)
-    missed = await publish(session_factory, desk, 2)
+    [(_, seen)] = await publish_numbered(session_factory, desk)
+    missed = await publish_numbered(session_factory, desk, 2)
     await publish(session_factory, other, 2)
-    missed += await publish(session_factory, desk)
+    missed += await publish_numbered(session_factory, desk)
 
     sub = bus.subscribe(desk.account_id)
     stream = event_stream(sub, session_factory, last_event_id=seen)
@@ -299,13 +304,13 @@ async def test_last_event_id_replays_the_accounts_missed_events_then_goes_live(
         ready, *replayed = await next_frames(stream, 4)
         assert ready["id"] == str(seen)
         assert json.loads(ready["data"]) == {"account_id": str(desk.account_id), "last_event_id": seen}
-        assert [int(f["id"]) for f in replayed] == missed
+        assert [int(f["id"]) for f in replayed] == [seq for _, seq in missed] == [2, 3, 4]  # own numbers only
         body: dict[str, Any] = json.loads(replayed[0]["data"])
         assert body == {"handoff_id": str(desk.handoff_id), "session_id": str(desk.session_id), "priority": "normal"}
 
-        live = await publish(session_factory, other) + await publish(session_factory, desk)
+        live = await publish_numbered(session_factory, other) + await publish_numbered(session_factory, desk)
         [frame] = await next_frames(stream, 1)
-        assert int(frame["id"]) == live[1]  # the other account's event never reached this stream
+        assert int(frame["id"]) == live[1][1] == 5  # the other account's event never reached this stream
     finally:
         await stream.aclose()
         bus.unsubscribe(sub)
@@ -315,7 +320,7 @@ async def test_ready_carries_the_latest_id_when_no_last_event_id_is_sent(
         session_factory: Factory, make_listener: MakeListener) -> None:
     desk = await make_desk(session_factory)
     bus, _ = await make_listener()
-    old = await publish(session_factory, desk, 3)
+    old = [seq for _, seq in await publish_numbered(session_factory, desk, 3)]
 
     sub = bus.subscribe(desk.account_id)
     stream = event_stream(sub, session_factory, last_event_id=None)
@@ -323,8 +328,8 @@ async def test_ready_carries_the_latest_id_when_no_last_event_id_is_sent(
         [ready] = await next_frames(stream, 1)
         assert ready["event"] == "ready" and ready["id"] == str(old[-1])
         assert json.loads(ready["data"])["last_event_id"] == old[-1]
-        new = await publish(session_factory, desk)
+        new = await publish_numbered(session_factory, desk)
         [frame] = await next_frames(stream, 1)
-        assert int(frame["id"]) == new[0]  # no replay of what came before the cursor
+        assert int(frame["id"]) == new[0][1] == 4  # no replay of what came before the cursor
     finally:
         await stream.aclose()
