@@ -283,3 +283,23 @@ async def test_documented_in_openapi(client: AsyncClient) -> None:
     assert {"401", "503"} <= set(paths[f"{URL}/read-all"]["post"]["responses"])
     for name in ("NotificationOut", "NotificationListOut", "ReadAllOut"):
         assert schema["components"]["schemas"][name]["examples"], name
+
+
+async def test_marking_read_takes_an_idempotency_key_and_replays_its_first_answer(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    owner = await make_user(client, db)
+    one = await _notify(db, owner, title="one")
+    await _notify(db, owner, title="two")
+    keyed = {**owner["headers"], "Idempotency-Key": "read-all-1"}
+    first = await client.post(f"{URL}/read-all", headers=keyed)
+    again = await client.post(f"{URL}/read-all", headers=keyed)  # a retry after a lost answer
+    assert first.json() == again.json() == {"marked": 2}
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    keyed = {**owner["headers"], "Idempotency-Key": "read-one-1"}
+    first = await client.post(f"{URL}/{one.id}/read", headers=keyed)
+    again = await client.post(f"{URL}/{one.id}/read", headers=keyed)
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    reused = await client.post(f"{URL}/{uuid.uuid4()}/read", headers=keyed)  # the same key for another request
+    assert reused.status_code == 422, reused.text

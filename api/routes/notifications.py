@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentUser, SessionDep
 from api.errors import error_responses
+from api.idempotency import Idempotent
 from api.schemas.common import Limit, Offset
 from api.schemas.notifications import NotificationListOut, NotificationOut, ReadAllOut
 from core.errors import NotFound
@@ -32,19 +33,28 @@ async def list_notifications(
 
 
 @router.post("/read-all", response_model=ReadAllOut)
-async def read_all(user: CurrentUser, session: SessionDep) -> ReadAllOut:
-    """Mark every unread notification of the caller read; again, it marks none."""
-    marked = await NotificationRepository(session).mark_all_read(user.id)
-    await session.commit()
-    return ReadAllOut(marked=marked)
+async def read_all(user: CurrentUser, session: SessionDep, idem: Idempotent) -> Response:
+    """Mark every unread notification of the caller read; again, it marks none (a retry with the same
+    `Idempotency-Key` gets the first answer's count)."""
+
+    async def command() -> ReadAllOut:
+        marked = await NotificationRepository(session).mark_all_read(user.id)
+        await session.commit()
+        return ReadAllOut(marked=marked)
+
+    return await idem.run(command)
 
 
 @router.post("/{notification_id}/read", response_model=NotificationOut,
              responses=error_responses(422, described={404: "No such notification of yours"}))
-async def read_one(notification_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> NotificationOut:
+async def read_one(notification_id: uuid.UUID, user: CurrentUser, session: SessionDep, idem: Idempotent) -> Response:
     """Mark one of the caller's notifications read; marking it again keeps the first `read_at`."""
-    row = await NotificationRepository(session).mark_read(user.id, notification_id)
-    if row is None:
-        raise NotFound("Notification not found")
-    await session.commit()
-    return NotificationOut.model_validate(row)
+
+    async def command() -> NotificationOut:
+        row = await NotificationRepository(session).mark_read(user.id, notification_id)
+        if row is None:
+            raise NotFound("Notification not found")
+        await session.commit()
+        return NotificationOut.model_validate(row)
+
+    return await idem.run(command)
