@@ -97,6 +97,8 @@ class DevStack:
         self.mail_port: int | None = None  # the local SMTP sink's port; None when a real SMTP server is used
         self.cw_port: int | None = None  # the ConnectWise simulator's port; None with --no-cw-simulator
         self.cw_credentials: dict[str, str] = {}
+        self.temporal_metrics_port = 0  # Temporal's own /metrics (chosen when it starts)
+        self.worker_metrics_address = ""  # the worker's (the Temporal SDK's) /metrics; "" when turned off
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -284,11 +286,14 @@ class DevStack:
 
     def _start_temporal(self) -> None:
         sqlite = self.data_dir / "temporal.sqlite"
+        self.temporal_metrics_port = free_port(self.opt.connect_host)  # otherwise random, and nobody could know it
+        self.worker_metrics_address = self._worker_metrics_address()
         say(f"starting Temporal on {self.temporal_address} (Web UI :{self.opt.ui_port}, state in {sqlite})")
         argv = [
             temporal_cli_path(), "server", "start-dev",
             "--ip", self.opt.host, "--port", str(self.opt.temporal_port), "--ui-port", str(self.opt.ui_port),
             "--db-filename", str(sqlite), "--log-level", "warn", *search_attribute_cli_args(),
+            "--metrics-port", str(self.temporal_metrics_port),
             *dynamic_config_cli_args(),
         ]
         if self.settings.temporal_namespace != "default":
@@ -314,6 +319,14 @@ class DevStack:
         say("migrating the database to the newest revision")
         migrate(self.database_url)
 
+    def _worker_metrics_address(self) -> str:
+        """WORKER_METRICS_ADDRESS as set (empty: off); by default 127.0.0.1:9464, or a free port when that is taken."""
+        address = self.settings.worker_metrics_address
+        if not address or "worker_metrics_address" in self.settings.model_fields_set:
+            return address
+        host, _, port = address.rpartition(":")
+        return f"{host}:{free_port(host)}" if port_in_use(host, int(port)) else address
+
     def _temporal_ready(self) -> bool:
         if not port_in_use(self.opt.connect_host, self.opt.temporal_port):
             return False
@@ -331,6 +344,7 @@ class DevStack:
             "DATA_DIR": str(self.data_dir),
             "DEV_MODE": "true",
             "PYTHONUNBUFFERED": "1",
+            "WORKER_METRICS_ADDRESS": self.worker_metrics_address,
         })
         # A secret set in the environment (or .env) wins; otherwise the data dir's generated one.
         explicit = {"JWT_SECRET": self.settings.jwt_secret, "CREDENTIALS_KEY": self.settings.credentials_key,

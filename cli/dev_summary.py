@@ -26,9 +26,14 @@ def summary(stack: DevStack, elapsed: float) -> str:
               f"POST /api/v1/psa/connections -d @{data_dir / dev_cw.CONNECTION_FILE}")
     logs = ["api", "worker", "temporal", *(["mail"] if stack.mail_port is not None else []),
             *(["cw-simulator"] if stack.cw_port is not None else [])]
+    worker_metrics = (f"http://{stack.worker_metrics_address}/metrics (worker)" if stack.worker_metrics_address
+                      else "worker off (WORKER_METRICS_ADDRESS empty)")
+    metrics = (f"{stack.api_url}/metrics (API) · {worker_metrics} · "
+               f"http://{stack.opt.connect_host}:{stack.temporal_metrics_port}/metrics (Temporal)")
     rows = [
         ("API", stack.api_url),
         ("API docs", f"{stack.api_url}/docs"),
+        ("Metrics", metrics),
         ("Temporal UI", f"http://{stack.opt.connect_host}:{stack.opt.ui_port}"),
         ("Temporal", f"{stack.temporal_address} (namespace {s.temporal_namespace}, "
                      f"task queue {s.temporal_task_queue})"),

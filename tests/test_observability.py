@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,10 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.registry import ActivityDeps
 from api.app import create_app
+from cli.dev import DevOptions, DevStack
+from cli.dev_summary import summary
 from core.config import PROJECT_ROOT, ConfigError, Settings
 from core.logging import JsonFormatter, log_fields
 from core.telemetry import RequestIdInterceptor, tracer_provider, worker_runtime
@@ -242,6 +245,12 @@ async def test_request_id_reaches_the_workflow_command_and_its_activity_lines(
     assert command["request_id"] == activity["request_id"] == request_id
     assert command["workflow_id"] == activity["workflow_id"] == workflow_id
     assert activity["activity_type"] == "obs_log_activity"
+    # The header changes no command: the history replays with the interceptor and without it (a rollback).
+    history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
+    for interceptors in ([RequestIdInterceptor()], []):
+        replayer = Replayer(workflows=[LoggingWorkflow], workflow_runner=SANDBOX, interceptors=interceptors,
+                            data_converter=temporal_client.data_converter)
+        await replayer.replay_workflow(history)
 
 
 # --- tracing ----------------------------------------------------------------------------------------------------
@@ -366,3 +375,27 @@ async def test_liveness_answers_while_workers_are_down(settings: Settings) -> No
     assert health.status_code == 503 and health.json()["workers"] == "down"
     assert live.status_code == 200 and live.json() == {"status": "alive"}
 
+
+
+def test_rflow_dev_lists_every_metrics_endpoint_and_moves_the_worker_s_off_a_taken_port(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WORKER_METRICS_ADDRESS", raising=False)
+    options = DevOptions(host="127.0.0.1", api_port=8000, temporal_port=7233, ui_port=8233, data_dir=tmp_path,
+                         timeout_s=10, cw_simulator=False)
+    default = DevStack(Settings(dev_mode=True, _env_file=None), options)
+    with socket.socket() as taken:  # another stack's worker holds the default port
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 9464))
+            taken.listen()
+        except OSError:
+            pass  # something else holds it already: the same case
+        moved = default._worker_metrics_address()
+    assert moved.startswith("127.0.0.1:") and moved != "127.0.0.1:9464"
+    for chosen in ("127.0.0.1:9999", ""):  # set explicitly: used as given (empty turns the worker's off)
+        explicit = DevStack(Settings(dev_mode=True, worker_metrics_address=chosen), options)
+        assert explicit._worker_metrics_address() == chosen
+    default.temporal_metrics_port, default.worker_metrics_address = 40123, moved
+    row = next(line for line in summary(default, 1.0).splitlines() if line.strip().startswith("Metrics"))
+    assert "http://127.0.0.1:8000/metrics (API)" in row and f"http://{moved}/metrics (worker)" in row
+    assert "http://127.0.0.1:40123/metrics (Temporal)" in row
