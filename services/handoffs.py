@@ -45,6 +45,11 @@ class HandoffCommands:
         if ref.claimed_at is not None and ref.claimed_by_user_id != user_id:
             conflict = claimed_conflict(ref.claimed_by_user_id, ref.claimed_by_name, ref.claimed_at, datetime.now(UTC))
             raise Conflict({"message": conflict.message, **conflict.details[0]})
+        if ref.claimed_at is not None:
+            # Already theirs: the row says so. Not sent to the workflow, whose cached state may not know (a park
+            # closed by an escalation package's post) and would make the session active again.
+            return ClaimResult(claimed_by_id=user_id, claimed_by_name=ref.claimed_by_name or user_name,
+                               claimed_at=ref.claimed_at, changed=False)
         if ref.claimed_at is None and ref.intent == "escalate" and ref.created_by_user_id == user_id:
             raise Forbidden("You escalated this session, so another engineer picks it up; you cannot claim your "
                             "own escalation")

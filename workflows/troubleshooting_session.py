@@ -56,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
         ResumeResult,
         ResumeSessionRow,
         handoff_workflow_id,
+        package_handoff_id,
+        package_notes,
     )
     from workflows.contracts.llm import LlmCallContext
     from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
@@ -214,6 +216,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
             closed = await CLOSE_SESSION(CloseSessionInput(session_id=state.id, kind=inp.kind, markdown=inp.markdown,
                                                            by_user_id=inp.by_user_id, at=workflow.now()))
             new = state.model_copy(update={"status": closed.session_status, "last_activity_at": workflow.now()})
+            await self._package_handoff(new, inp, closed.state_version)
             return new, closed
 
         return await self.transition(lambda s: _check_close(s, inp), change)
@@ -234,6 +237,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
                 pending = recheck  # the later one is loaded from Postgres once the earlier is done
             new = state.model_copy(update={"status": result.session_status, "last_activity_at": workflow.now(),
                                            "status_recheck": pending})
+            await self._package_handoff(new, inp, result.state_version)
             return new, result
 
         return await self.transition(lambda s: _check_post(s, inp), change)
@@ -249,16 +253,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
 
         async def change(state: SessionControl) -> tuple[SessionControl, HandoffControl]:
             created = await CREATE_HANDOFF(CreateHandoffInput(session_id=state.id, request=inp, at=workflow.now()))
-            # Abandoned on close: the handoff outlives this run (an escalated session's run ends at once).
-            await workflow.start_child_workflow(
-                HANDOFF_WORKFLOW, HandoffInput(handoff_id=created.id, account_id=state.account_id,
-                                               idle_timeout_s=inp.idle_timeout_s,
-                                               assessment_timeout_s=inp.assessment_timeout_s, state=created),
-                id=handoff_workflow_id(created.id), parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=TypedSearchAttributes([SearchAttributePair(SA_ACCOUNT_ID, str(state.account_id)),
-                                                         SearchAttributePair(SA_STATUS, "unclaimed")]),
-                static_summary=f"{inp.intent.capitalize()} of AI session {state.id} · {state.problem_summary[:100]}",
-            )
+            await _start_handoff(state, inp, created)
             status = "escalated" if inp.intent == "escalate" else "paused"
             return state.model_copy(update={"status": status, "last_activity_at": workflow.now()}), created
 
@@ -285,6 +280,20 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         return await self.transition(lambda _: None, change)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    async def _package_handoff(self, state: SessionControl, inp: CloseInput, version: int) -> None:
+        """Escalating by posting the escalation package is escalating: the handoff `hand_off` would make (the
+        queue, its event, the team told, a claim to pick it up), in the same update as the post."""
+        if (inp.kind != "escalation_package" or state.status != "escalated"
+                or not workflow.patched("escalation-package-hands-off")):
+            return
+        request = HandoffRequest(
+            handoff_id=package_handoff_id(state.id, version), intent="escalate",
+            engineer_notes=package_notes(inp.markdown), by_user_id=inp.by_user_id,
+            idle_timeout_s=self._input.idle_timeout_s, assessment_timeout_s=inp.assessment_timeout_s)
+        created = await CREATE_HANDOFF(CreateHandoffInput(session_id=state.id, request=request, at=workflow.now(),
+                                                          package_posted=True))
+        await _start_handoff(state, request, created)
 
     @staticmethod
     def _serving(state: SessionControl) -> bool:
@@ -349,6 +358,19 @@ def _details(state: SessionControl) -> str:
     """The session as the Web UI lists it."""
     return (f"{state.status} · {state.session_type} session · {counted(state.message_count, 'message')} · "
             f"{state.confidence_tier} ({state.confidence:.0%}) · {state.problem_summary[:80]}")
+
+
+async def _start_handoff(state: SessionControl, inp: HandoffRequest, created: HandoffControl) -> None:
+    """Start the handoff's workflow, abandoned on close: it outlives this run (which may end at once)."""
+    await workflow.start_child_workflow(
+        HANDOFF_WORKFLOW, HandoffInput(handoff_id=created.id, account_id=state.account_id,
+                                       idle_timeout_s=inp.idle_timeout_s,
+                                       assessment_timeout_s=inp.assessment_timeout_s, state=created),
+        id=handoff_workflow_id(created.id), parent_close_policy=ParentClosePolicy.ABANDON,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SA_ACCOUNT_ID, str(state.account_id)),
+                                                 SearchAttributePair(SA_STATUS, "unclaimed")]),
+        static_summary=f"{inp.intent.capitalize()} of AI session {state.id} · {state.problem_summary[:100]}",
+    )
 
 
 def _require_active(state: SessionControl) -> None:

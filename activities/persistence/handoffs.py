@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,6 +38,7 @@ from workflows.contracts.handoff import (
     PRIORITIES,
     RESUME_SESSION_ROW,
     STORE_ASSESSMENT,
+    USER_NAME_CHARS,
     ClaimHandoffInput,
     ClaimRecorded,
     CreateHandoffInput,
@@ -97,7 +98,11 @@ class HandoffPersistence:
             existing = await handoffs.get(req.handoff_id)
             if existing is not None:  # a retry after the first attempt committed
                 return handoff_control(existing, owner.problem_summary, owner.status)
-            if owner.status != "active":
+            if inp.package_posted:  # escalated by its package's post, in the same update as this call
+                if owner.status != "escalated":
+                    raise reject(REJECT_CONFLICT, f"This AI session is {owner.status}, no longer escalated")
+                await _close_open_park(session, owner.id, req.by_user_id, at)
+            elif owner.status != "active":
                 raise reject(REJECT_CONFLICT, f"This AI session is {owner.status}; only an active session is "
                                               "parked or escalated")
             messages = await sessions.messages(owner.id, last=6)
@@ -116,7 +121,9 @@ class HandoffPersistence:
             changes: dict[str, Any] = {"status": "escalated" if escalate else "paused",
                                        "handoff_count": AiSession.handoff_count + 1,
                                        "state_version": AiSession.state_version + 1, "last_activity_at": at}
-            if escalate:  # the package is written alongside, so the session reads as escalated everywhere
+            if inp.package_posted:  # status, package and version are the post's, as its answer said
+                changes = {"handoff_count": AiSession.handoff_count + 1}
+            elif escalate:  # the package is written alongside, so the session reads as escalated everywhere
                 changes.update(escalated_at=at, escalation_package_markdown=escalation_markdown(
                     owner, req.engineer_notes, snapshot))
             await sessions.change(owner.id, **changes)
@@ -260,6 +267,19 @@ async def _locked(session: AsyncSession, handoff_id: uuid.UUID) -> tuple[AiSessi
     row = await HandoffRepository(session).locked(handoff_id)
     assert owner is not None and row is not None  # handoffs cascade with their session
     return owner, row
+
+
+async def _close_open_park(session: AsyncSession, session_id: uuid.UUID, by_user_id: uuid.UUID,
+                           at: datetime) -> None:
+    """A parked session escalated by its package's post: the park is over, picked up by the poster."""
+    handoffs = HandoffRepository(session)
+    park = await handoffs.open_for_session(session_id)
+    if park is None:
+        return
+    poster = await UserRepository(session).get(by_user_id)
+    await handoffs.change(park.id, claimed_by_user_id=by_user_id, claimed_at=at, next_renotify_at=None,
+                          claimed_by_name=(poster.name if poster else "")[:USER_NAME_CHARS], updated_at=at)
+    log.info("session %s: open handoff %s closed by the escalation package's post", session_id, park.id)
 
 
 def _creator(row: SessionHandoff, claimer: uuid.UUID) -> list[uuid.UUID]:

@@ -19,6 +19,7 @@ from api.deps import (
     OwnedAiSession,
     SessionCommandsDep,
     SessionDep,
+    SettingsDep,
 )
 from api.errors import error_responses
 from api.idempotency import Idempotent
@@ -189,8 +190,9 @@ async def preview_escalation_package(
 
 
 async def _post(owned: AiSessionRef, kind: DocumentKind, body: PostDocumentRequest, user_id: uuid.UUID,
-                commands: SessionCommandsDep, idem: Idempotent) -> Response:
-    inp = CloseInput(kind=kind, markdown=body.markdown, by_user_id=user_id)
+                commands: SessionCommandsDep, idem: Idempotent, assessment_timeout_s: int = 120) -> Response:
+    inp = CloseInput(kind=kind, markdown=body.markdown, by_user_id=user_id,
+                     assessment_timeout_s=assessment_timeout_s)
 
     async def command() -> PostDocumentOut:
         if owned.psa_ticket_id is not None:
@@ -215,7 +217,9 @@ async def post_resolution_note(
 @router.post("/{session_id}/escalation-package/post", response_model=PostDocumentOut, responses=SESSION_ERRORS)
 async def post_escalation_package(
     owned: OwnedAiSession, user: EngineerUser, body: PostDocumentRequest, commands: SessionCommandsDep,
-    idem: Idempotent, _paid: None = ActiveSubscription,
+    idem: Idempotent, settings: SettingsDep, _paid: None = ActiveSubscription,
 ) -> Response:
-    """Escalate the session with the (edited) escalation package; a second post is a 409."""
-    return await _post(owned, "escalation_package", body, user.id, commands, idem)
+    """Escalate the session with the (edited) escalation package, as `POST .../handoff` escalates: a handoff in
+    the queue (the package as its notes), the team told, a senior claims it. A second post is a 409."""
+    return await _post(owned, "escalation_package", body, user.id, commands, idem,
+                       assessment_timeout_s=settings.handoff_assessment_timeout_s)

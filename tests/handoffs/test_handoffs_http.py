@@ -259,7 +259,7 @@ async def test_bad_handoff_bodies_get_clear_4xx(client: AsyncClient, db: AsyncSe
     twice = await hand_off(client, headers, session["id"])
     assert twice.status_code == 409 and "escalated" in twice.json()["detail"]
     bad_id = await client.get(f"{API}/escalations/stream", headers={**headers, "Last-Event-ID": "12abc"})
-    assert bad_id.status_code == 400 and "Last-Event-ID" in bad_id.json()["detail"]
+    assert bad_id.status_code == 422 and "Last-Event-ID" in bad_id.json()["detail"]  # as the schema says
 
 
 async def test_concurrent_duplicate_escalations_make_one_handoff(client: AsyncClient, db: AsyncSession) -> None:

@@ -56,6 +56,7 @@ from workflows.contracts.fix import (
     LoadFixResult,
     RecordOutcomeInput,
 )
+from workflows.contracts.handoff import CREATE_HANDOFF, CreateHandoffInput, HandoffControl
 from workflows.contracts.llm import ChatReply, OutcomeProposal, ProposedFix, confidence_tier
 from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
 
@@ -98,13 +99,14 @@ class FakeAiStore:
     overdue_s: float = 3.0
     failing_emails: int = 0  # how many of the next emails the mail server refuses
     emailed: list[NotificationEmail] = field(default_factory=list)
+    handoffs: dict[uuid.UUID, CreateHandoffInput] = field(default_factory=dict)
 
     def activities(self) -> list[Any]:
         """Every fake, for a Worker."""
         return [self.create_session, self.load_session, self.record_turn, self.add_engineer_fix,
                 self.close_session_local, self.session_reply, self.load_fix, self.apply_fix,
                 self.record_fix_outcome, self.clear_ai_outcome_proposal, self.fix_notice,
-                self.email_notification]
+                self.email_notification, self.create_handoff]
 
     # --- inspection and arrangement ----------------------------------------------------------
 
@@ -222,6 +224,17 @@ class FakeAiStore:
             raise reject(REJECT_CONFLICT, f"This session is already {row['status']}")
         outcome = "resolved_local" if resolving else "escalated_local"
         return CloseResult(outcome=outcome, session_status=status, state_version=row["state_version"])
+
+    @activity.defn(name=CREATE_HANDOFF.name)
+    async def create_handoff(self, inp: CreateHandoffInput) -> HandoffControl:
+        """The handoff an escalation package's post makes (once per id; the session stays as posted)."""
+        self._record(CREATE_HANDOFF.name, inp)
+        row, req = self._session_row(inp.session_id), inp.request
+        self.handoffs.setdefault(req.handoff_id, inp)
+        return HandoffControl(id=req.handoff_id, account_id=row["account_id"], session_id=inp.session_id,
+                              intent=req.intent, priority=req.priority, created_by_user_id=req.by_user_id,
+                              problem_summary=row["problem_summary"][:SUMMARY_CHARS], assessment_status="pending",
+                              team_notified=False)
 
     # --- llm.session_reply ---------------------------------------------------------------------
 

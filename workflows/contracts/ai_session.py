@@ -153,6 +153,8 @@ class CloseInput(BaseModel):
     kind: DocumentKind
     markdown: str = Field(min_length=1, max_length=MAX_MARKDOWN_CHARS)
     by_user_id: uuid.UUID
+    # An escalation package's post makes a handoff like `hand_off` does; this is its assessment's bound.
+    assessment_timeout_s: int = Field(default=120, ge=1)
 
 
 class CloseResult(BaseModel):

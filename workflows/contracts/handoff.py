@@ -44,6 +44,19 @@ def handoff_workflow_id(handoff_id: uuid.UUID | str) -> str:
     return f"handoff-{handoff_id}"
 
 
+def package_handoff_id(session_id: uuid.UUID, state_version: int) -> uuid.UUID:
+    """The handoff an escalation package's post makes: derived from the escalation (the session's version after
+    it), so a retried or replayed post finds the handoff it made instead of making another."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"rflow:ai-session:{session_id}:package-escalation:v{state_version}")
+
+
+def package_notes(markdown: str) -> str:
+    """A posted escalation package as its handoff's notes (what the escalator wrote for the next engineer)."""
+    if len(markdown) <= MAX_ENGINEER_NOTES_CHARS:
+        return markdown
+    return markdown[:MAX_ENGINEER_NOTES_CHARS - 1] + "…"
+
+
 def raised(priority: str) -> str:
     """The next priority up (urgent stays urgent)."""
     index = PRIORITIES.index(priority) if priority in PRIORITIES else 1
@@ -179,6 +192,9 @@ class CreateHandoffInput(BaseModel):
     session_id: uuid.UUID
     request: HandoffRequest
     at: datetime
+    # The session was escalated by posting its escalation package: it stays as posted (status and package),
+    # and a park still open on it is closed as picked up by the poster.
+    package_posted: bool = False
 
 
 class ClaimHandoffInput(BaseModel):
