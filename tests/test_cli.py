@@ -23,10 +23,11 @@ from typing import cast
 import httpx
 import jwt
 import pytest
+from temporalio.worker import Worker
 
 from cli.processes import Child
 from core.binaries import temporal_cli_path
-from core.config import PROJECT_ROOT
+from core.config import PROJECT_ROOT, Settings
 
 PASSWORD = "TestPassword123!"
 RFLOW = Path(sys.executable).parent / "rflow"
@@ -394,3 +395,27 @@ def test_files_read_while_rflow_dev_runs_are_replaced_never_rewritten_in_place(t
         assert reader.read() == before  # still the whole old file, not a truncated one
     assert path.read_bytes() != before
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+
+
+async def _worker_check(settings: Settings, queue: str) -> tuple[int, str]:
+    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address,
+           "TEMPORAL_NAMESPACE": settings.temporal_namespace, "TEMPORAL_TASK_QUEUE": queue}
+    env.pop("DATABASE_URL", None)  # the check needs only Temporal
+    proc = await asyncio.create_subprocess_exec(*_rflow_argv("worker", "--check"), env=env, cwd=PROJECT_ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_worker_check_is_healthy_once_this_hosts_worker_polls_and_names_what_is_wrong(
+        settings: Settings, worker: Worker) -> None:
+    # The compose health check of a worker container (docker-compose.yml): the in-process test worker runs on
+    # this host, so its polls count; a task queue nobody polls does not.
+    deadline = time.monotonic() + 30
+    while (result := await _worker_check(settings, settings.temporal_task_queue))[0] != 0:
+        assert time.monotonic() < deadline, result[1]
+        await asyncio.sleep(0.2)
+    assert "rflow worker --check: ok" in result[1]
+    code, out = await _worker_check(settings, f"nobody-{uuid.uuid4().hex[:8]}")
+    assert code == 1
+    assert f"no worker on {socket.gethostname()} polls task queue" in out
