@@ -139,4 +139,6 @@ class PsaConnections:
         except EgressRefused as exc:
             raise RuleViolation(f"site_url is refused: {exc.message}") from None
         except (httpcore.ConnectError, httpcore.ConnectTimeout):
-            pass  # not resolvable now: the test says so, and every call checks again
+            # A connection that could never be called is no use; a DNS change in flight: try again shortly.
+            raise RuleViolation(f"site_url's host {site.host} does not resolve: check the address (or try again "
+                                "if its DNS record is being changed)") from None
