@@ -34,7 +34,7 @@ def _is_fernet_key(value: str) -> bool:
 
 
 class Settings(BaseSettings):
-    """Every knob the API, worker and CLI read; see the README's configuration table."""
+    """Every knob the API, worker and CLI read; docs/configuration.md lists them (tests/test_docs.py checks it)."""
 
     # Validation errors must never echo a secret back (they end up in logs and on terminals).
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
