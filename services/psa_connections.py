@@ -26,6 +26,7 @@ from integrations.psa.base import (
     PsaNotFound,
     PsaProvider,
     PsaRejected,
+    PsaSiteRefused,
     PsaStatus,
     PsaUnavailable,
 )
@@ -110,6 +111,8 @@ class PsaConnections:
                 return statuses
             except PsaNotFound as exc:
                 raise NotFound(f"ConnectWise has no board {board_id}: {exc.message}") from exc
+            except PsaSiteRefused as exc:  # nothing was called: the connection itself must be fixed
+                raise RuleViolation(f"{exc.message}; delete this connection and connect the site again") from exc
             except PsaAuthFailed as exc:
                 raise UpstreamFailed(f"ConnectWise authentication failed: {exc.message}") from exc
             except PsaUnavailable as exc:

@@ -77,7 +77,8 @@ async def test_connection(connection_id: uuid.UUID, user: AdminUser, connections
 
 @router.get("/{connection_id}/boards/{board_id}/statuses", response_model=PsaStatusListOut,
             responses=error_responses(422, described={
-                **NOT_FOUND, 502: "ConnectWise refused the keys or failed (the detail has its message)"}))
+                **NOT_FOUND, 400: "This connection's site may not be called from this server (the detail says why)",
+                502: "ConnectWise refused the keys, failed or did not answer (the detail has its message)"}))
 async def board_statuses(connection_id: uuid.UUID, board_id: BoardId, user: AdminUser,
                          connections: PsaConnectionsDep) -> PsaStatusListOut:
     """A board's statuses, to pick `cw_resolved_status_id` / `cw_escalated_status_id` from."""

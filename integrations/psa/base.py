@@ -97,6 +97,10 @@ class PsaRejected(PsaError):
     """Any other 4xx: the request was refused as sent; the message says why."""
 
 
+class PsaSiteRefused(PsaRejected):
+    """The connection's site may not be called from here (not https / not a public address / not a valid URL)."""
+
+
 class PsaProvider(Protocol):
     """What the write-back needs from a PSA."""
 

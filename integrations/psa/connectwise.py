@@ -27,6 +27,7 @@ from integrations.psa.base import (
     PsaNotFound,
     PsaRateLimited,
     PsaRejected,
+    PsaSiteRefused,
     PsaStatus,
     PsaTicket,
     PsaUnavailable,
@@ -222,10 +223,10 @@ class ConnectWiseClient:
         try:
             return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
         except EgressRefused as exc:
-            raise PsaRejected(f"ConnectWise site {self._site} may not be called: {exc.message}") from exc
+            raise PsaSiteRefused(f"ConnectWise site {self._site} may not be called: {exc.message}") from exc
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, OverflowError) as exc:
             # A site URL stored before URLs were checked the way httpx parses them.
-            raise PsaRejected(f"ConnectWise site {self._site} is not a URL this server can call; connect the "
+            raise PsaSiteRefused(f"ConnectWise site {self._site} is not a URL this server can call; connect the "
                               "site again with a valid site_url") from exc
         except _NOT_SENT as exc:
             raise PsaUnavailable(
