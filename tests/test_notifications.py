@@ -53,9 +53,10 @@ async def test_lists_own_notifications_newest_first_with_every_field(client: Asy
     assert page["total"] == 3 and page["unread"] == 3
     newest = page["items"][0]
     assert set(newest) == {"id", "kind", "title", "body", "session_id", "fix_id", "handoff_id", "created_at",
-                           "read_at"}
+                           "read_at", "email_status"}
     assert newest == {**newest, "id": str(third.id), "kind": "fix_verification_reminder", "body": "body of third",
-                      "fix_id": str(fix_id), "session_id": str(session_id), "handoff_id": None, "read_at": None}
+                      "fix_id": str(fix_id), "session_id": str(session_id), "handoff_id": None, "read_at": None,
+                      "email_status": None}
     assert page["items"][1]["kind"] == "handoff_claimed" and page["items"][1]["handoff_id"]
 
 
@@ -262,8 +263,12 @@ async def test_record_email_outcome(client: AsyncClient, db: AsyncSession) -> No
     assert not await repo.record_email(uuid.uuid4(), "skipped")
     with pytest.raises(ValueError, match="unknown email status"):
         await repo.record_email(row.id, "bounced")
-    # Not shown to the client.
-    assert "email_status" not in (await _list(client, owner))["items"][0]
+    # Shown to the client (issue 20 item 12), the error text is not (it may name the mail server).
+    listed = (await _list(client, owner))["items"][0]
+    assert listed["email_status"] == "sent" and "email_error" not in listed
+    assert await repo.record_email(row.id, "retrying", "ConnectionRefusedError")
+    await db.commit()
+    assert (await _list(client, owner))["items"][0]["email_status"] == "retrying"
 
 
 async def test_the_database_takes_every_kind_and_the_api_lists_it(client: AsyncClient, db: AsyncSession) -> None:

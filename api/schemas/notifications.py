@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.contracts.notify import NotificationKind
+from workflows.contracts.notify import EmailStatus, NotificationKind
 
 EXAMPLE_NOTIFICATION: dict[str, Any] = {
     "id": "5b0f8a52-6c1e-4b8e-9a57-2f1d3c4e5a60",
@@ -20,6 +20,7 @@ EXAMPLE_NOTIFICATION: dict[str, Any] = {
     "handoff_id": None,
     "created_at": "2026-11-22T14:03:11.482Z",
     "read_at": None,
+    "email_status": "sent",
 }
 
 
@@ -43,6 +44,10 @@ class NotificationOut(BaseModel):
     handoff_id: uuid.UUID | None
     created_at: datetime
     read_at: datetime | None = Field(description="When the caller first marked it read; null while unread.")
+    email_status: EmailStatus | None = Field(description=(
+        "The email that goes with it: `sent`; `retrying` (the mail server did not take it yet; retried for up to "
+        "15 minutes); `failed` (refused, or still failing after that); `skipped`; null before the first attempt "
+        "or when none is sent."))
 
 
 class NotificationListOut(BaseModel):

@@ -10,9 +10,10 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, UUIDPrimaryKey
-from workflows.contracts.notify import NOTIFICATION_KINDS
+from workflows.contracts.notify import EMAIL_STATUSES, NOTIFICATION_KINDS
 
-EMAIL_STATUSES = ("sent", "failed", "skipped")
+# EMAIL_STATUSES: `retrying` when an attempt failed for a reason that may pass (the server unreachable) and
+# another is coming; `failed` when refused, or still failing as the retry window (MAIL_RETRY_WINDOW) ended.
 TITLE_MAX = 300
 DEDUPE_KEY_MAX = 200
 

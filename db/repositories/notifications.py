@@ -144,16 +144,17 @@ class NotificationRepository(AccountScopedRepository[Notification]):
         )
         return len(marked.all())
 
-    async def sent_among(self, notification_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Those of `notification_ids` whose email already went out."""
+    async def settled_among(self, notification_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `notification_ids` whose email needs no more attempts: sent, or refused for good."""
         if not notification_ids:
             return set()
         found = await self.session.scalars(select(Notification.id).where(
-            Notification.id.in_(notification_ids), Notification.email_status == "sent"))
+            Notification.id.in_(notification_ids), Notification.email_status.in_(("sent", "failed"))))
         return set(found.all())
 
     async def record_email(self, notification_id: uuid.UUID, status: str, error: str | None = None) -> bool:
-        """Record the best-effort email's outcome (`sent`, `failed` or `skipped`); False when no such row."""
+        """Record the best-effort email's outcome (`sent`, `retrying`, `failed` or `skipped`); False when no such
+        row."""
         if status not in EMAIL_STATUSES:
             raise ValueError(f"unknown email status {status!r}; expected one of {', '.join(EMAIL_STATUSES)}")
         stored_error = _clip(_storable(error), EMAIL_ERROR_MAX) if error is not None else None

@@ -23,6 +23,9 @@ NotificationKind = Literal[
     "psa_status_drift",
 ]
 NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
+# The outcome of a notification's email, as recorded on its row (db/models/notification.py says what each means).
+EmailStatus = Literal["sent", "failed", "skipped", "retrying"]
+EMAIL_STATUSES: tuple[str, ...] = get_args(EmailStatus)
 
 NOTIFY_START_TO_CLOSE = timedelta(seconds=30)
 # A mail server that is down is retried for a while; a refused recipient is non-retryable.
@@ -58,14 +61,19 @@ class NotificationEmail(BaseModel):
 
 
 NOTIFY_EMAIL_NOTIFICATION = "notify.email_notification"
-# Best-effort: a few attempts, then the failure stays recorded on the notification and the workflow goes on.
+# How long a notification's email is retried through a mail server outage (it was three attempts in about six
+# seconds: a 75 s outage lost every email). Meanwhile the row says `retrying`; after it, `failed`. A refused
+# recipient is not retried. Changing a retry policy changes no workflow command: histories replay as before.
+MAIL_RETRY_WINDOW = timedelta(minutes=15)
+# Best-effort: the in-app notification is the record, and the workflow goes on whatever the mail does.
 # A local activity: one SMTP hand-off next to the worker, without a server round trip per email (thousands of
-# parked fixes remind at once; measured in bench/pending_fixes.py).
+# parked fixes remind at once; measured in bench/pending_fixes.py). Its first retry waits longer than the SDK's
+# local retry threshold (1 min), so every retry is a durable timer: an outage never holds the workflow task.
 EMAIL_NOTIFICATION: ActivityRef[NotificationEmail, None] = ActivityRef(
     NOTIFY_EMAIL_NOTIFICATION, None, timedelta(seconds=20),
-    RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3,
-                non_retryable_error_types=["EmailRejected"]),
-    local=True, schedule_to_close=timedelta(minutes=2),
+    RetryPolicy(initial_interval=timedelta(seconds=61), backoff_coefficient=1.5,
+                maximum_interval=timedelta(minutes=3), non_retryable_error_types=["EmailRejected"]),
+    local=True, schedule_to_close=MAIL_RETRY_WINDOW,
 )
 
 NOTIFY_EMAIL_NOTIFICATIONS = "notify.email_notifications"
@@ -80,8 +88,10 @@ class NotificationEmails(BaseModel):
 # A regular activity, for workflows that must stay responsive while mail goes out: a local activity's retries
 # hold the workflow task open (no update is accepted meanwhile), and one activity per recipient floods the
 # history with completions that keep invalidating the workflow task a claim is being decided in.
+# Retried through an outage for MAIL_RETRY_WINDOW; each attempt sends only what is not settled yet.
 EMAIL_NOTIFICATIONS: ActivityRef[NotificationEmails, None] = ActivityRef(
     NOTIFY_EMAIL_NOTIFICATIONS, None, timedelta(minutes=2),
-    RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3),
-    schedule_to_close=timedelta(minutes=5),
+    RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
+                non_retryable_error_types=["EmailRejected"]),
+    schedule_to_close=MAIL_RETRY_WINDOW,
 )
