@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -98,6 +99,13 @@ def main() -> None:
         asyncio.run(run_worker(settings))
     except ConfigError as exc:
         raise SystemExit(f"worker: {exc}") from None
+    # The SDK's Rust threads can still call into Python while the interpreter finalizes, which aborts the process
+    # (SIGABRT, "PyGILState_Release ... finalizing"; temporalio/sdk-python#300): measured on 1 exit in 20 after a
+    # clean stop, default runtime or ours. Everything is drained and closed by now: skip the finalization.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx import AsyncClient
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
@@ -40,7 +37,7 @@ from core.config import PROJECT_ROOT, ConfigError, Settings
 from core.logging import JsonFormatter, log_fields
 from core.telemetry import RequestIdInterceptor, tracer_provider, worker_runtime
 from core.temporal import connect_temporal
-from tests.handoffs.support import hand_off, open_session
+from tests.handoffs.support import hand_off, open_session, wait_for_assessment
 from tests.helpers import make_user
 from tests.logging_workflow import LoggingWorkflow, log_activity
 from worker import SANDBOX, build_worker
@@ -134,10 +131,11 @@ async def test_worker_process_serves_temporal_sdk_metrics_and_logs_json(settings
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     stderr = asyncio.ensure_future(proc.stderr.read())
+    failure: BaseException | None = None
+    text = ""
     try:
-        async with httpx.AsyncClient() as http, asyncio.timeout(60):
-            while True:  # the worker's first polls put its task queue into the SDK's series
-                assert proc.returncode is None
+        async with httpx.AsyncClient() as http, asyncio.timeout(90):
+            while proc.returncode is None:  # the worker's first polls put its task queue into the SDK's series
                 try:
                     text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
                 except httpx.TransportError:
@@ -145,12 +143,15 @@ async def test_worker_process_serves_temporal_sdk_metrics_and_logs_json(settings
                 if f'task_queue="{queue}"' in text:
                     break
                 await asyncio.sleep(0.2)
-        assert re.search(r"^temporal_\w+\{", text, re.MULTILINE), text[:2000]
+    except TimeoutError as exc:
+        failure = exc
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
     output = (await stderr).decode()
+    assert failure is None and f'task_queue="{queue}"' in text, f"no metrics of {queue}; the worker said:\n{output}"
+    assert re.search(r"^temporal_\w+\{", text, re.MULTILINE), text[:2000]
     assert proc.returncode == 0, output
     parsed = [json.loads(line) for line in output.splitlines() if line.strip()]  # every line is one JSON object
     polling = [p for p in parsed if p["message"].startswith("worker polling")]
@@ -216,6 +217,7 @@ async def test_request_id_reaches_the_activities_of_the_command(client: AsyncCli
     line = await json_lines.wait_for(lambda ln: "escalated by" in ln["message"] and session["id"] in ln["message"])
     assert line["request_id"] == request_id
     assert line["logger"] == "activities.persistence.handoffs" and line["activity_type"] and line["workflow_id"]
+    await wait_for_assessment(client, owner["headers"], session["id"])  # nothing left running into the next test
 
 
 async def test_a_missing_or_unusable_request_id_is_replaced_by_a_new_one(client: AsyncClient) -> None:
@@ -290,6 +292,7 @@ def otlp() -> Iterator[OtlpReceiver]:
     receiver = OtlpReceiver()
     yield receiver
     receiver.server.shutdown()
+    receiver.server.server_close()
 
 
 async def test_tracing_is_off_unless_an_exporter_is_configured(settings: Settings) -> None:
@@ -303,9 +306,8 @@ async def test_spans_follow_a_command_from_the_api_into_the_worker(
         settings: Settings, activity_deps: ActivityDeps, db: AsyncSession, otlp: OtlpReceiver) -> None:
     traced = settings.model_copy(update={"otel_exporter_otlp_endpoint": otlp.url,
                                          "temporal_task_queue": f"traced-{uuid.uuid4().hex[:8]}"})
-    # The worker's provider as the worker process makes it, but exporting at once (no batching to wait for).
-    worker_tracing = TracerProvider(resource=tracer_provider(traced, "resolutionflow-worker").resource)  # type: ignore[union-attr]
-    worker_tracing.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp.url}/v1/traces")))
+    worker_tracing = tracer_provider(traced, "resolutionflow-worker")  # as the worker process makes it
+    assert worker_tracing is not None
     worker_client = await connect_temporal(traced, tracer_provider=worker_tracing)
     deps = ActivityDeps(settings=traced, session_factory=activity_deps.session_factory)
     app = create_app(traced)
@@ -314,7 +316,7 @@ async def test_spans_follow_a_command_from_the_api_into_the_worker(
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as http:
             owner = await make_user(http, db, role="owner")
             await open_session(http, owner["headers"])
-    # Leaving the lifespan shut the API's provider down, which exported what it held.
+    # Leaving the lifespan shut the API's provider down, which exported what it held; the worker's does the same.
     worker_tracing.shutdown()
     names = {(service, name) for service, name, _ in otlp.spans}
     assert ("resolutionflow-api", "POST /api/v1/ai-sessions") in names, names
@@ -382,16 +384,16 @@ def test_rflow_dev_lists_every_metrics_endpoint_and_moves_the_worker_s_off_a_tak
     monkeypatch.delenv("WORKER_METRICS_ADDRESS", raising=False)
     options = DevOptions(host="127.0.0.1", api_port=8000, temporal_port=7233, ui_port=8233, data_dir=tmp_path,
                          timeout_s=10, cw_simulator=False)
-    default = DevStack(Settings(dev_mode=True, _env_file=None), options)
-    with socket.socket() as taken:  # another stack's worker holds the default port
-        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            taken.bind(("127.0.0.1", 9464))
-            taken.listen()
-        except OSError:
-            pass  # something else holds it already: the same case
+    with socket.socket() as taken:  # another stack's worker holds the default port (one of ours stands in for 9464)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = f"127.0.0.1:{taken.getsockname()[1]}"
+        unset = Settings(dev_mode=True, _env_file=None).model_copy(update={"worker_metrics_address": held})
+        unset.model_fields_set.discard("worker_metrics_address")  # a default, not a choice
+        default = DevStack(unset, options)
         moved = default._worker_metrics_address()
-    assert moved.startswith("127.0.0.1:") and moved != "127.0.0.1:9464"
+    assert moved.startswith("127.0.0.1:") and moved != held
+    assert Settings.model_fields["worker_metrics_address"].default == "127.0.0.1:9464"
     for chosen in ("127.0.0.1:9999", ""):  # set explicitly: used as given (empty turns the worker's off)
         explicit = DevStack(Settings(dev_mode=True, worker_metrics_address=chosen), options)
         assert explicit._worker_metrics_address() == chosen
