@@ -157,7 +157,9 @@ def worker_runtime(settings: Settings) -> Runtime | None:
         return None
     logs = LoggingConfig(filter="WARN", forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")))
     try:
-        return Runtime(telemetry=TelemetryConfig(logging=logs, metrics=PrometheusConfig(bind_address=address)))
+        # Seconds, as Prometheus expects (the SDK's default is integer milliseconds).
+        metrics = PrometheusConfig(bind_address=address, durations_as_seconds=True)
+        return Runtime(telemetry=TelemetryConfig(logging=logs, metrics=metrics))
     except ValueError as exc:  # a taken port, an address that does not parse
         raise ConfigError(f"WORKER_METRICS_ADDRESS ({address}): {exc}; set another host:port, or empty to turn "
                           "the worker's metrics off") from None
