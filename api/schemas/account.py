@@ -7,9 +7,18 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    Strict,
+    model_validator,
+)
 
-from api.schemas.common import RequestBody
+from api.schemas.common import JsonUuid, RequestBody
 
 Role = Literal["owner", "admin", "engineer", "l1_tech", "viewer"]
 SubscriptionStatus = Literal["active", "trialing", "past_due", "canceled", "unpaid", "incomplete"]
@@ -33,7 +42,9 @@ def _positive_and_sane(value: timedelta) -> timedelta:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_iso_duration_only), AfterValidator(_positive_and_sane),
+# Strict(False): a duration arrives as its ISO 8601 string (checked by _iso_duration_only).
+Duration = Annotated[timedelta, Strict(False), BeforeValidator(_iso_duration_only),
+                     AfterValidator(_positive_and_sane),
                      Field(json_schema_extra={"format": "duration", "examples": ["PT2H"]})]
 MAX_PREFERENCE_KEYS = 50
 MAX_PREFERENCES_BYTES = 16 * 1024
@@ -126,7 +137,7 @@ class SubscriptionUpdate(RequestBody):
         {"account_id": "4b3f0a52-1c7e-4f55-9a4e-0d2b8c6f1e21", "plan": "pro", "status": "active"}
     ]})
 
-    account_id: uuid.UUID
+    account_id: JsonUuid
     plan: str = Field(min_length=1, max_length=50)
     status: SubscriptionStatus
 
@@ -162,7 +173,7 @@ class AccountPreferences(RequestBody):
 
     cw_resolved_status_id: int | None = PSA_ID
     cw_escalated_status_id: int | None = PSA_ID
-    default_escalation_recipient_ids: list[uuid.UUID] | None = Field(
+    default_escalation_recipient_ids: list[JsonUuid] | None = Field(
         default=None, max_length=100, description="Active users of this account who receive escalations by default."
     )
     pending_verification_reminders: list[Duration] | None = Field(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas.common import RequestBody
+from api.schemas.common import JsonUuid, RequestBody
 from workflows.contracts.ai_session import (
     MAX_FIX_DESCRIPTION_CHARS,
     MAX_FIX_TITLE_CHARS,
@@ -59,7 +59,7 @@ class AiSessionCreate(RequestBody):
     intake_type: IntakeType = "free_text"
     intake_content: IntakeContent | None = Field(
         default=None, description="Required for free_text; for psa_ticket, added after the ticket's summary.")
-    psa_connection_id: uuid.UUID | None = None
+    psa_connection_id: JsonUuid | None = None
     psa_ticket_id: str | None = Field(default=None, min_length=1, max_length=PSA_TICKET_ID_MAX,
                                       pattern=PSA_TICKET_ID_PATTERN,
                                       description="The ticket's id in the PSA (letters, digits, - and _).")

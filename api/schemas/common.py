@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 # OFFSET is a bigint in Postgres; a bound well inside it keeps a huge offset a 422, not a driver overflow.
@@ -97,8 +98,19 @@ def folded_name(max_length: int = FOLDED_NAME_MAX) -> Any:
 FoldedName = folded_name()
 
 
+# JSON has no UUID type: a UUID arrives as its string, the one coercion strict bodies keep (`RequestBody`).
+JsonUuid = Annotated[uuid.UUID, Strict(False)]
+
+
 class RequestBody(BaseModel):
-    """Base of every JSON request body: refuses values the database cannot store (see `unstorable`)."""
+    """Base of every JSON request body: strict types, and no values the database cannot store (`unstorable`).
+
+    Strict: a field takes its own JSON type only, so `true` is no integer (it was stored as 1), `"50"` no
+    number and `1` no boolean; each is a 422 naming the field. Fields whose JSON form is a string (UUIDs,
+    ISO 8601 durations and timestamps) opt back in to parsing it (`JsonUuid`, `Strict(False)`).
+    """
+
+    model_config = ConfigDict(strict=True)
 
     @model_validator(mode="before")
     @classmethod

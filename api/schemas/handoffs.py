@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.ai_sessions import visible_text
-from api.schemas.common import RequestBody
+from api.schemas.common import JsonUuid, RequestBody
 from workflows.contracts.handoff import MAX_ENGINEER_NOTES_CHARS, AssessmentStatus, HandoffIntent, Priority
 
 EXAMPLE_HANDOFF: dict[str, Any] = {
@@ -34,7 +34,7 @@ class HandoffCreate(RequestBody):
 
     intent: HandoffIntent
     engineer_notes: visible_text(MAX_ENGINEER_NOTES_CHARS)  # type: ignore[valid-type]
-    target_user_id: uuid.UUID | None = Field(
+    target_user_id: JsonUuid | None = Field(
         default=None, description="Escalations only: the engineer, admin or owner to tell (instead of the team).")
     priority: Priority | None = Field(default=None, description="Escalations only; default normal.")
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from api.schemas.common import FoldedName, RequestBody, folded_name
+from api.schemas.common import FoldedName, JsonUuid, RequestBody, folded_name
 from workflows.contracts.flow import MAX_FLOW_BYTES, FlowTree
 from workflows.contracts.llm import WalkedStep
 from workflows.contracts.walk import (
@@ -94,7 +94,7 @@ class CategoryPatch(RequestBody):
 
     name: FoldedName
     in_scope: bool | None = None
-    escalation_recipient_ids: list[uuid.UUID] | None = None
+    escalation_recipient_ids: list[JsonUuid] | None = None
 
 
 class IntakeRequest(RequestBody):
@@ -109,7 +109,7 @@ class IntakeRequest(RequestBody):
     problem_statement: str = Field(min_length=1, max_length=5000)
     customer_name: str | None = Field(default=None, max_length=200)
     customer_contact: str | None = Field(default=None, max_length=200)
-    flow_id: uuid.UUID | None = Field(default=None, description="Walk this authored flow (skips matching).")
+    flow_id: JsonUuid | None = Field(default=None, description="Walk this authored flow (skips matching).")
     adhoc: StrictBool = Field(default=False, description="Walk it ad hoc: notes only, no decision tree.")
 
 
