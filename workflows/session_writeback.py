@@ -106,7 +106,8 @@ async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseRe
                               marker=plan.marker, search_first=plan.attempts > 1),
                 summary=f"post the {inp.kind.replace('_', ' ')} to ticket {ticket_id}")
         except ActivityError as exc:
-            raise reject(REJECT_UPSTREAM, psa_failure(exc, provider, f"the note on ticket {ticket_id}")) from exc
+            detail = psa_failure(exc, provider, f"posting the note to ticket {ticket_id}")
+            raise reject(REJECT_UPSTREAM, detail) from exc
         await NOTE_POSTED(NotePostedInput(writeback_id=plan.writeback_id, note_id=posted.note_id,
                                           reused=posted.reused, at=workflow.now()))
         note_id = posted.note_id
@@ -165,7 +166,7 @@ async def _set_status(writeback_id: uuid.UUID, ticket: TicketRef, target: int, p
                                                 summary=f"set ticket {ticket.ticket_id} to status {target}")
         found = await _bounded(READ_TICKET, deadline)(ticket, summary=f"verify ticket {ticket.ticket_id}'s status")
     except ActivityError as exc:
-        detail = f"{psa_failure(exc, provider, f'the status change of ticket {ticket.ticket_id}', '')}. {stays}"
+        detail = f"{psa_failure(exc, provider, f'changing the status of ticket {ticket.ticket_id}', '')}. {stays}"
         await _status_checked(writeback_id, "did_not_verify", None, None, detail)
         raise reject(REJECT_UPSTREAM, detail) from exc
     if found.status_id != target:
@@ -191,5 +192,5 @@ async def recheck_status(recheck: StatusRecheck) -> DriftRecorded:
                                status_name=found.status_name, at=workflow.now())
     except ActivityError as exc:
         result = RecheckResult(writeback_id=recheck.writeback_id, at=workflow.now(),
-                               error=psa_failure(exc, "The PSA", "the status re-read"))
+                               error=psa_failure(exc, "The PSA", "re-reading the status", ""))
     return await RECORD_RECHECK(result)
