@@ -84,5 +84,11 @@ def configure_logging(level: str | None = None) -> None:
             uvicorn_logger = logging.getLogger(name)
             uvicorn_logger.handlers.clear()
             uvicorn_logger.propagate = True
+        # The SDK's loggers append the workflow's or activity's details to the message text; JSON has them as
+        # fields (JsonFormatter reads the record's extras).
+        from temporalio import activity, workflow
+
+        workflow.logger.workflow_info_on_message = False
+        activity.logger.activity_info_on_message = False
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("temporalio.activity").setLevel(logging.WARNING)

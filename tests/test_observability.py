@@ -24,6 +24,8 @@ import pytest
 from httpx import AsyncClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity as temporal_activity
+from temporalio import workflow as temporal_workflow
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -34,7 +36,7 @@ from api.app import create_app
 from cli.dev import DevOptions, DevStack
 from cli.dev_summary import summary
 from core.config import PROJECT_ROOT, ConfigError, Settings
-from core.logging import JsonFormatter, log_fields
+from core.logging import JsonFormatter, configure_logging, log_fields
 from core.telemetry import RequestIdInterceptor, tracer_provider, worker_runtime
 from core.temporal import connect_temporal
 from tests.handoffs.support import hand_off, open_session, wait_for_assessment
@@ -228,7 +230,13 @@ async def test_a_missing_or_unusable_request_id_is_replaced_by_a_new_one(client:
 
 
 async def test_request_id_reaches_the_workflow_command_and_its_activity_lines(
-        settings: Settings, temporal_client: Client, json_lines: JsonLines) -> None:
+        settings: Settings, temporal_client: Client, json_lines: JsonLines, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a worker with LOG_FORMAT=json sets up its logging (the SDK's loggers' settings restored afterwards).
+    for logger, flag in ((temporal_workflow.logger, "workflow_info_on_message"),
+                         (temporal_activity.logger, "activity_info_on_message")):
+        monkeypatch.setattr(logger, flag, getattr(logger, flag))
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    configure_logging()
     queue = f"logging-{uuid.uuid4().hex[:8]}"
     api_client = await connect_temporal(settings)  # as the API connects: with the request-id interceptor
     async with Worker(temporal_client, task_queue=queue, workflows=[LoggingWorkflow], activities=[log_activity],
@@ -242,7 +250,7 @@ async def test_request_id_reaches_the_workflow_command_and_its_activity_lines(
                 LoggingWorkflow.command, "hello", start_workflow_operation=start,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED)
         assert await handle.result() == "hello"
-    command = await json_lines.wait_for(lambda ln: ln["message"].startswith("command says hello"))
+    command = await json_lines.wait_for(lambda ln: ln["message"] == "command says hello")  # details are fields
     activity = await json_lines.wait_for(lambda ln: ln["message"] == "activity says hello")
     assert command["request_id"] == activity["request_id"] == request_id
     assert command["workflow_id"] == activity["workflow_id"] == workflow_id
