@@ -57,7 +57,11 @@ def _route_of(scope: Scope) -> str:
     # own router's prefix; FastAPI keeps the full template (with the include prefix) in its routing context.
     context = (scope.get("fastapi") or {}).get("effective_route_context")
     route = context if getattr(context, "path_format", None) else scope.get("route")
-    return str(getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED)
+    if path := getattr(route, "path_format", None) or getattr(route, "path", None):
+        return str(path)
+    # A mounted app (the docs' static files) leaves no route, only its prefix added to the root path.
+    mount = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))):]
+    return f"{mount}/{{path}}" if mount and "endpoint" in scope else UNMATCHED
 
 
 class ObservabilityMiddleware:

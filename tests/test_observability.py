@@ -110,6 +110,7 @@ async def test_api_metrics_count_requests_by_route_template_and_status(client: A
     for _ in range(2):
         assert (await client.get(f"/api/v1/ai-sessions/{uuid.uuid4()}")).status_code == 401  # no token
     assert (await client.get(f"/no/such/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get("/static-offline-docs/swagger-ui.css")).status_code == 200
     resp = await client.get("/metrics")
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
     after = resp.text
@@ -122,6 +123,8 @@ async def test_api_metrics_count_requests_by_route_template_and_status(client: A
     # A path no route matches is one series, not one per path a scanner tries.
     assert _sample(after, "rflow_http_requests_total", method="GET", route="unmatched", status="404") >= 1
     assert "/no/such/" not in after
+    assert _sample(after, "rflow_http_requests_total", method="GET", route="/static-offline-docs/{path}",
+                   status="200") >= 1  # a mounted app: its prefix
 
 
 async def test_worker_process_serves_temporal_sdk_metrics_and_logs_json(settings: Settings) -> None:
