@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -23,7 +24,8 @@ from db.repositories.notifications import NotificationRepository
 from tests.handoffs.support import escalated, make_handoff_desk
 from tests.helpers import make_user
 from tests.stack import SmtpSink, StackFactory, free_port
-from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
+from workflows.contracts.handoff import handoff_workflow_id
+from workflows.contracts.notify import EMAIL_NOTIFICATION, NOTIFY_EMAIL_NOTIFICATIONS, NotificationEmail
 
 URL = "/api/v1/notifications"
 
@@ -41,20 +43,26 @@ async def _until(check: Any, seconds: float) -> None:
 
 
 async def test_team_email_during_an_smtp_outage_goes_out_once_the_server_is_back(
-    make_stack: StackFactory, db: AsyncSession
+    make_stack: StackFactory, db: AsyncSession, temporal_client: Client
 ) -> None:
     port = free_port()  # the mail server is down: nobody listens there yet
     sink = SmtpSink()
     async with make_stack(smtp_host="127.0.0.1", smtp_port=port) as stack:
         desk = await make_handoff_desk(stack.client, db)
-        await escalated(stack.client, desk.engineer.headers)
+        _, handoff = await escalated(stack.client, desk.engineer.headers)
 
         async def retrying() -> bool:
             return await _statuses(stack.client, desk.senior.headers, "handoff_escalated") == ["retrying"]
 
         await _until(retrying, 20)  # the attempt failed, more are coming: shown as such
-        # The outage outlasts the old three attempts (about 6 s) before the server comes back.
-        await asyncio.sleep(8)
+        # The outage outlasts the three attempts the old policy made (then every row stayed `failed`).
+        workflow = temporal_client.get_workflow_handle(handoff_workflow_id(handoff["id"]))
+
+        async def past_the_old_attempts() -> bool:
+            pending = (await workflow.describe()).raw_description.pending_activities
+            return any(a.activity_type.name == NOTIFY_EMAIL_NOTIFICATIONS and a.attempt > 3 for a in pending)
+
+        await _until(past_the_old_attempts, 40)
         assert await retrying()
         controller = Controller(sink, hostname="127.0.0.1", port=port)
         controller.start()
