@@ -153,6 +153,13 @@ def test_api_and_worker_scale_behind_one_proxy(compose: dict[str, Any]) -> None:
     assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
 
 
+def test_the_proxy_keeps_metrics_off_the_entry_point(compose: dict[str, Any]) -> None:
+    # /metrics has no authentication (docs/operations.md, "Observability"): reachable on the compose network only.
+    conf = compose["configs"]["nginx-conf"]["content"]
+    blocked = re.search(r"location = /metrics \{\s*return (\d+);", conf)
+    assert blocked and blocked.group(1) in ("403", "404")
+
+
 def test_nothing_but_the_proxy_listens_beyond_loopback(compose: dict[str, Any]) -> None:
     # The Temporal UI shows ticket text and has no login: loopback only (docs/operations.md: put auth in front).
     for name, service in compose["services"].items():
