@@ -1,8 +1,8 @@
 """All ORM models, imported here so Alembic and the repositories see one metadata."""
 
 from db.models.account import Account, AccountSettings, Subscription
-from db.models.applied_command import AppliedCommand
 from db.models.ai_session import AiSession, AiSessionMessage, SessionDocument, SuggestedFix
+from db.models.applied_command import AppliedCommand
 from db.models.handoff import EscalationEvent, SessionHandoff
 from db.models.idempotency import IdempotencyRecord
 from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1WalkNote, L1WalkSession
