@@ -73,6 +73,7 @@ class Subscription:
     queue: asyncio.Queue[StreamEvent]
     user_id: uuid.UUID | None = None
     overflowed: bool = False
+    ended: bool = False  # the log went back (a restore): the stream ends and its browser reconnects
     # Set on every delivery or overflow, so a stream waits without a pending `queue.get()` task to cancel.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -107,6 +108,13 @@ class EscalationBus:
                 # A slow browser must not slow the listener (or other streams): it catches up from Postgres.
                 sub.overflowed = True
             sub.wake.set()
+
+    def restart(self) -> None:
+        """End every subscriber's stream: the log went back, so their cursors may skip events numbered anew."""
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.ended = True
+                sub.wake.set()
 
     def resync(self) -> None:
         """Make every subscriber catch up from Postgres (the listener cannot tell what they missed)."""
@@ -251,8 +259,17 @@ class EscalationListener:
             await conn.add_listener(CHANNEL, self._on_notify)
             # Read only after LISTEN: anything committed from here on is notified, anything before is read.
             resync = not self._cursor_known
+            newest = await _latest_id(self.session_factory)
             if resync:
-                self.last_id = await _latest_id(self.session_factory)
+                self.last_id = newest
+            elif newest < self.last_id:
+                # The log went back (a database restore): the ids above `newest` are handed out again, and
+                # skipping them as already delivered would mute every stream. Streams end (browsers reconnect,
+                # and a Last-Event-ID above the newest starts from the newest).
+                log.warning("escalation listener: the event log went back from id %d to %d (restored?); "
+                            "restarting the streams", self.last_id, newest)
+                self.last_id = newest
+                self.bus.restart()
             async for event in _read_after(self.session_factory, self.last_id, None):
                 self._dispatch(event)
             # No await from here on, so no notification can slip between the buffer and live dispatch.
@@ -314,7 +331,7 @@ async def event_stream(sub: Subscription, session_factory: async_sessionmaker[As
         async for event in _read_after(session_factory, sent, sub.account_id):
             yield _frame(event)
             sent = event.seq
-    while True:
+    while not sub.ended:
         if sub.overflowed:
             # Clear first: an overflow during the replay below is seen on the next round.
             sub.overflowed = False

@@ -333,3 +333,34 @@ async def test_ready_carries_the_latest_id_when_no_last_event_id_is_sent(
         assert int(frame["id"]) == new[0][1] == 4  # no replay of what came before the cursor
     finally:
         await stream.aclose()
+
+
+async def test_a_log_that_went_back_restarts_the_streams_instead_of_muting_them(
+        session_factory: Factory, make_listener: MakeListener) -> None:
+    desk = await make_desk(session_factory)
+    bus, listener = await make_listener()
+    sub = bus.subscribe(desk.account_id)
+    stream = event_stream(sub, session_factory, last_event_id=None)
+    try:
+        await next_frames(stream, 1)  # ready
+        numbered = await publish_numbered(session_factory, desk, 3)
+        assert [int(f["id"]) for f in await next_frames(stream, 3)] == [1, 2, 3]
+        await wait_until(lambda: listener.last_id == numbered[-1][0])
+        # A restore to a point before those three: the rows and the id sequence go back, the server restarts.
+        async with session_factory() as db:
+            await db.execute(text("DELETE FROM escalation_events WHERE account_id = :a"), {"a": desk.account_id})
+            await db.execute(text(f"ALTER TABLE escalation_events ALTER COLUMN id RESTART WITH {numbered[0][0]}"))
+            await db.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE application_name = :name"), {"name": listener.application_name})
+            await db.commit()
+        await wait_until(lambda: listener.reconnects >= 1 and listener.connected)
+        assert listener.last_id < numbered[0][0]  # back to the log's newest
+        async with asyncio.timeout(WAIT_S):
+            assert [frame async for frame in stream] == []  # the stream ended: its browser reconnects
+        # The next events reuse ids the listener had delivered before the restore: delivered all the same.
+        fresh = bus.subscribe(desk.account_id)
+        again = await publish_numbered(session_factory, desk, 2)
+        assert again == [(numbered[0][0], 1), (numbered[1][0], 2)]
+        assert await take(fresh, 2) == [log_id for log_id, _ in again]
+    finally:
+        await stream.aclose()
