@@ -52,6 +52,7 @@ class FakePsa:
         self.applies = False
         self.status = 16
         self.note_id: str | None = None
+        self.posted_markdown: str | None = None  # the note's text on the ticket
         self.checked: list[str] = []
         self.writeback_id = uuid.uuid4()
 
@@ -63,12 +64,14 @@ class FakePsa:
     async def begin(self, inp: BeginWritebackInput) -> WritebackPlan:
         self.calls.append(BEGIN_WRITEBACK.name)
         return WritebackPlan(writeback_id=self.writeback_id, marker="ref", note_id=self.note_id, attempts=1,
+                             posted_markdown=self.posted_markdown if self.note_id else None,
                              ticket=TicketRef(account_id=uuid.uuid4(), connection_id=uuid.uuid4(), ticket_id="7"),
                              target_status_id=TARGET, recheck_after_s=600)
 
     @activity.defn(name=POST_NOTE.name)
     async def post_note(self, inp: PostNoteInput) -> PostedNote:
         self.calls.append(POST_NOTE.name)
+        self.posted_markdown = inp.text
         return PostedNote(note_id="note-1", reused=False)
 
     @activity.defn(name=NOTE_POSTED.name)
