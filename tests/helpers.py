@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,3 +73,20 @@ async def add_member(client: AsyncClient, admin_headers: dict[str, str], *, role
                                    "account_role": role})
     assert resp.status_code == 201, resp.text
     return {"user": resp.json(), "headers": await login(client, email=email)}
+
+
+async def sent_until_served(call: Callable[[], Awaitable[Response]], retried: list[int] | None = None,
+                            seconds: float = 60) -> Response:
+    """`call()` (a request carrying an Idempotency-Key), sent again with that key while the API answers 429 or
+    503, as their details ask; each retried status is appended to `retried`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        answer = await call()
+        if answer.status_code not in (429, 503) or loop.time() > deadline:
+            return answer
+        if retried is not None:
+            retried.append(answer.status_code)
+        if answer.status_code == 429:
+            assert answer.headers["Retry-After"].isdigit(), answer.headers
+        await asyncio.sleep(0.3)

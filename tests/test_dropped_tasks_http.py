@@ -11,32 +11,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
-from httpx import AsyncClient, Response
+from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from db.models import AiSessionMessage, EscalationEvent, L1WalkNote, SessionHandoff
 from tests.handoffs.support import escalated, make_handoff_desk
-from tests.helpers import make_user
+from tests.helpers import make_user, sent_until_served
 from tests.l1.support import adhoc_session, l1_tech
 from tests.stack import StackFactory
 from tests.workflows.task_drops import TaskDropper
 from worker import build_worker
-
-
-async def _send(call: Any) -> Response:
-    """Call (a zero-argument coroutine factory), again with the same Idempotency-Key while it answers 429/503."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while True:
-        answer: Response = await call()
-        if answer.status_code not in (429, 503) or loop.time() > deadline:
-            return answer
-        await asyncio.sleep(0.3)
 
 
 async def _count(db: AsyncSession, query: Any) -> int:
@@ -63,15 +53,15 @@ async def test_walk_notes_are_stored_once_each_when_tasks_are_dropped(
     url = f"/api/v1/l1/sessions/{sid}/notes"
     dropper.budget = 3
     answers = await asyncio.gather(*(
-        _send(lambda i=i: client.post(url, headers={**tech["headers"], "Idempotency-Key": f"note-{i}"},
-                                      json={"notes": [{"text": f"checked cable {i}", "ts": "2026-12-04T10:00:00Z"}]}))
+        sent_until_served(partial(client.post, url, headers={**tech["headers"], "Idempotency-Key": f"note-{i}"},
+                                  json={"notes": [{"text": f"checked cable {i}", "ts": "2026-12-04T10:00:00Z"}]}))
         for i in range(16)))
     assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers if a.status_code != 200]
     assert dropper.dropped >= 1
     stored = (await db.scalars(select(L1WalkNote.text).where(L1WalkNote.session_id == uuid.UUID(sid)))).all()
     await db.commit()
     assert sorted(stored) == sorted(f"checked cable {i}" for i in range(16))
-    done = await _send(lambda: client.post(f"/api/v1/l1/sessions/{sid}/resolve", headers=tech["headers"],
+    done = await sent_until_served(partial(client.post, f"/api/v1/l1/sessions/{sid}/resolve", headers=tech["headers"],
                                            json={"helpful": True, "resolution_notes": "reseated the cable"}))
     assert done.status_code == 200, done.text
 
@@ -81,15 +71,15 @@ async def test_session_messages_are_stored_once_each_when_tasks_are_dropped(
 ) -> None:
     client, dropper = dropping
     user = await make_user(client, db, role="engineer")
-    opened = await _send(lambda: client.post("/api/v1/ai-sessions", headers=user["headers"], json={
+    opened = await sent_until_served(lambda: client.post("/api/v1/ai-sessions", headers=user["headers"], json={
         "session_type": "chat", "intake_type": "free_text", "intake_content": {"text": "Outlook prompts"}}))
     assert opened.status_code == 201, opened.text
     sid = opened.json()["id"]
     contents = [f"observation-{i}" for i in range(8)]
     dropper.budget = 3
     answers = await asyncio.gather(*(
-        _send(lambda c=c: client.post(f"/api/v1/ai-sessions/{sid}/messages",
-                                      headers={**user["headers"], "Idempotency-Key": f"m-{c}"}, json={"content": c}))
+        sent_until_served(partial(client.post, f"/api/v1/ai-sessions/{sid}/messages",
+                                  headers={**user["headers"], "Idempotency-Key": f"m-{c}"}, json={"content": c}))
         for c in contents))
     assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
     assert dropper.dropped >= 1
@@ -109,7 +99,7 @@ async def test_one_claim_wins_once_when_tasks_are_dropped(
     dropper.budget = 3
     seniors = [desk.owner, desk.senior, desk.admin] * 3
     answers = await asyncio.gather(*(
-        _send(lambda m=m, i=i: client.post(url, headers={**m.headers, "Idempotency-Key": f"claim-{i}"}))
+        sent_until_served(partial(client.post, url, headers={**m.headers, "Idempotency-Key": f"claim-{i}"}))
         for i, m in enumerate(seniors)))
     assert dropper.dropped >= 1
     winners = {a.json()["claimed_by"] for a in answers if a.status_code == 200}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from httpx import AsyncClient, Response
@@ -20,7 +21,7 @@ from temporalio.client import Client
 
 from db.models import AppliedCommand, SuggestedFix
 from tests.ai_sessions.support import API, session_with_fix, state_version
-from tests.helpers import make_user
+from tests.helpers import make_user, sent_until_served
 from tests.stack import StackFactory
 from tests.workflows.task_drops import TaskDropper
 from worker import build_worker
@@ -34,20 +35,18 @@ async def _fix(db: AsyncSession, fid: str) -> SuggestedFix:
     return row
 
 
-async def _patch(client: AsyncClient, url: str, headers: dict[str, str], body: dict[str, Any],
-                 retried: list[int] | None = None) -> Response:
-    """PATCH, retried with the same Idempotency-Key while the API answers 429 or 503 (as its detail asks)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while True:
-        answer = await client.patch(url, headers=headers, json=body)
-        if answer.status_code not in (429, 503) or loop.time() > deadline:
-            return answer
-        if retried is not None:
-            retried.append(answer.status_code)
-        if answer.status_code == 429:
-            assert answer.headers["Retry-After"].isdigit(), answer.headers
-        await asyncio.sleep(0.3)
+async def _engineer_with_fix(client: AsyncClient, db: AsyncSession) -> tuple[dict[str, str], str, str]:
+    """An engineer's auth headers, and the outcome URL and id of a proposed fix on their new session."""
+    user = await make_user(client, db, role="engineer")
+    headers: dict[str, str] = user["headers"]
+    sid, fid = await session_with_fix(client, headers)
+    return headers, f"{API}/{sid}/suggested-fixes/{fid}/outcome", fid
+
+
+def _patch(client: AsyncClient, url: str, headers: dict[str, str], body: dict[str, Any],
+           retried: list[int] | None = None) -> Awaitable[Response]:
+    """PATCH, sent again with the same Idempotency-Key while the API answers 429 or 503."""
+    return sent_until_served(lambda: client.patch(url, headers=headers, json=body), retried)
 
 
 async def test_concurrent_outcomes_stay_exactly_once_when_workflow_tasks_are_dropped(
@@ -102,14 +101,8 @@ async def test_concurrent_outcomes_stay_exactly_once_when_workflow_tasks_are_dro
             assert (await _fix(db, fid)).version == version_before + len(accepted) + 1
 
 
-
-async def test_a_burst_past_the_in_flight_limit_is_told_to_retry_and_then_served(
-    client: AsyncClient, db: AsyncSession
-) -> None:
-    user = await make_user(client, db, role="engineer")
-    headers: dict[str, str] = user["headers"]
-    sid, fid = await session_with_fix(client, headers)
-    url = f"{API}/{sid}/suggested-fixes/{fid}/outcome"
+async def test_a_burst_past_the_in_flight_limit_is_served_not_refused(client: AsyncClient, db: AsyncSession) -> None:
+    headers, url, fid = await _engineer_with_fix(client, db)
     version_before = (await _fix(db, fid)).version
     retried: list[int] = []
     # Temporal admits at most 10 unfinished updates per workflow; 24 at once go past it (the client retries
@@ -126,10 +119,7 @@ async def test_a_burst_past_the_in_flight_limit_is_told_to_retry_and_then_served
 async def test_a_fix_whose_row_moved_on_behind_its_workflow_reloads_instead_of_wedging(
     client: AsyncClient, db: AsyncSession
 ) -> None:
-    user = await make_user(client, db, role="engineer")
-    headers: dict[str, str] = user["headers"]
-    sid, fid = await session_with_fix(client, headers)
-    url = f"{API}/{sid}/suggested-fixes/{fid}/outcome"
+    headers, url, fid = await _engineer_with_fix(client, db)
     first = await client.patch(url, headers=headers, json={"outcome": "applied_partial", "notes": "half of it"})
     assert first.status_code == 200, first.text  # the fix's workflow now runs with the row's version cached
     # The row moves on without the workflow (what a dropped task's replay used to leave behind).
