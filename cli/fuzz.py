@@ -91,9 +91,15 @@ def schemathesis_argv(args: argparse.Namespace, token: str) -> list[str]:
     return argv + extra
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_bounded(argv: list[str], max_time: float) -> int:
     """Run `argv`; at `max_time` interrupt it (it then reports what it found) and return its exit code."""
-    proc = subprocess.Popen(argv)
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that: restore the default so
+    # the interrupt below reaches schemathesis (which then reports what it found) wherever rflow runs.
+    proc = subprocess.Popen(argv, preexec_fn=_default_sigint if os.name == "posix" else None)
     try:
         return proc.wait(timeout=max_time)
     except subprocess.TimeoutExpired:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
+import time
 
 import pytest
 
@@ -40,3 +42,14 @@ def test_no_api_at_the_url_is_exit_2_with_a_hint(capsys: pytest.CaptureFixture[s
 def test_the_wall_clock_bound_interrupts_the_run() -> None:
     code = run_bounded([sys.executable, "-c", "import time; time.sleep(30)"], max_time=0.5)
     assert code != 0  # interrupted (KeyboardInterrupt in the child), not a silent success
+
+
+def test_the_bound_interrupts_the_run_when_started_with_sigint_ignored() -> None:
+    # A shell starts background jobs (`cmd &`, CI scripts) with SIGINT ignored; children inherit that.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        started = time.monotonic()
+        code = run_bounded([sys.executable, "-c", "import time; time.sleep(30)"], max_time=0.5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code != 0 and time.monotonic() - started < 20, "the child ignored the interrupt and slept on"
