@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,9 @@ def log_fields(**fields: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        LOG_FIELDS.reset(token)
+        # An evicted workflow's coroutine is closed later, from another context: there is nothing to restore.
+        with suppress(ValueError):
+            LOG_FIELDS.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
