@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
@@ -53,3 +58,20 @@ async def connect_temporal(settings: Settings, *, runtime: Runtime | None = None
         ),
         timeout=settings.temporal_connect_timeout_s,
     )
+
+
+# A poller's last_access_time is when its current long poll began, and an idle worker's polls last about a
+# minute (the server's long-poll expiry): a poller last seen longer ago than this is no longer polling.
+POLLER_SEEN_WITHIN_S = 90.0
+
+
+async def workflow_poller_ages(client: Client, namespace: str, task_queue: str, *,
+                               timeout_s: float) -> dict[str, float]:
+    """Seconds since each workflow-task poller of `task_queue` last polled, by poller identity."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(namespace=namespace, task_queue=TaskQueue(name=task_queue),
+                                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        timeout=timedelta(seconds=timeout_s),
+    )
+    now = time.time()
+    return {p.identity: now - p.last_access_time.ToSeconds() for p in resp.pollers if p.HasField("last_access_time")}

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from api.deps import SettingsDep, TemporalDep
 from api.temporal import TemporalGateway
 from core.config import Settings
+from core.temporal import POLLER_SEEN_WITHIN_S, workflow_poller_ages
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 # Each probe gets this long; they run concurrently, so /healthz answers within about this bound.
 PROBE_TIMEOUT_S = 2.0
-# A poller's last_access_time is when its current long poll began, and an idle worker's polls last about a
-# minute (the server's long-poll expiry): anything older than this means no worker is polling.
-WORKER_SEEN_WITHIN_S = 90.0
 
 
 class HealthOut(BaseModel):
@@ -73,19 +66,12 @@ async def _workers_ok(temporal: TemporalGateway, settings: Settings) -> bool:
     """True when some worker polled the task queue for workflow tasks recently."""
     try:
         client = await asyncio.wait_for(temporal.client(), PROBE_TIMEOUT_S)
-        resp = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=settings.temporal_namespace,
-                task_queue=TaskQueue(name=settings.temporal_task_queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            ),
-            timeout=timedelta(seconds=PROBE_TIMEOUT_S),
-        )
+        ages = await workflow_poller_ages(client, settings.temporal_namespace, settings.temporal_task_queue,
+                                          timeout_s=PROBE_TIMEOUT_S)
     except Exception as exc:  # Temporal unreachable or slow: no worker can be confirmed
         log.warning("health: cannot list pollers of %r: %r", settings.temporal_task_queue, exc)
         return False
-    cutoff = time.time() - WORKER_SEEN_WITHIN_S
-    return any(p.last_access_time.ToSeconds() >= cutoff for p in resp.pollers if p.HasField("last_access_time"))
+    return any(age <= POLLER_SEEN_WITHIN_S for age in ages.values())
 
 
 class LiveOut(BaseModel):
