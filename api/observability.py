@@ -14,8 +14,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.logging import log_fields
@@ -45,13 +46,6 @@ def request_id_from(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
 def _route_of(scope: Scope) -> str:
     # Set by the router on the (shared) scope once a route matched. A route of an included router knows only its
     # own router's prefix; FastAPI keeps the full template (with the include prefix) in its routing context.
@@ -75,8 +69,8 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(_header(scope, b"x-request-id"))
-        status = 500  # what it is unless the app starts a response
+        request_id = request_id_from(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        status: int | None = None  # set once the app starts a response
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -84,19 +78,23 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()),
-                                                  (b"x-request-id", request_id.encode("latin-1"))]}
+                                                  (REQUEST_ID_HEADER.lower().encode(), request_id.encode("latin-1"))]}
             await send(message)
 
         with log_fields(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception:
-                # Logged here, inside the request's context, so the traceback line carries its request id.
+                # Logged once, here, inside the request's context, so the traceback line carries its request id;
+                # the 500 is answered here too, so it carries the id the operator will search the logs for.
                 log.exception("%s %s failed", scope["method"], scope["path"])
-                raise
+                if status is not None:
+                    raise  # the response began: nothing else can be sent
+                await JSONResponse({"detail": f"Internal server error (request id {request_id})"},
+                                   status_code=500)(scope, receive, send_with_id)
             finally:
                 route, method = _route_of(scope), scope["method"]
-                REQUESTS.labels(method, route, str(status)).inc()
+                REQUESTS.labels(method, route, str(status or 500)).inc()
                 LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 

@@ -66,8 +66,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def log_format() -> str:
-    """"json" or "text", from LOG_FORMAT (read before the settings, so that their own errors are formatted too)."""
-    return "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "text"
+    """"json" or "text", from the environment's LOG_FORMAT, read before the settings (so that their own errors are
+    formatted too) and matched exactly as the settings' field is, so the two never disagree."""
+    return "json" if os.environ.get("LOG_FORMAT") == "json" else "text"
 
 
 def configure_logging(level: str | None = None) -> None:
