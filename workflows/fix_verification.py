@@ -159,9 +159,8 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
                 FixNoticeInput(fix_id=state.id, version=state.version, notice=notice, next_reminder_at=following),
                 summary=f"{notice.kind} {notice.index + 1} of {len(state.schedule)}",
             )
-            if sent.stale:  # Postgres moved on without this workflow: trust the row
-                reloaded = (await LOAD_FIX(FixRef(fix_id=state.id))).control
-                return (reloaded or state.model_copy(update={"schedule": []})), None
+            if sent.stale:  # Postgres moved on without this workflow (or the session closed): trust the row
+                return await self._reload(or_else=state.model_copy(update={"schedule": []})), None
             self._emails += [asyncio.create_task(self._email(e)) for e in sent.emails]
             overdue = notice.due_at if notice.kind == "overdue" else state.verification_overdue_at
             return state.model_copy(update={"fired": state.fired + 1, "verification_overdue_at": overdue}), None
@@ -180,11 +179,14 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         emails, self._emails = self._emails, []
         await asyncio.gather(*emails)
 
-    async def _reload(self) -> FixControl:
+    async def _reload(self, or_else: FixControl | None = None) -> FixControl:
+        """The fix as stored; when it is gone, `or_else` (or a not-found rejection)."""
         loaded = (await LOAD_FIX(FixRef(fix_id=self._input.fix_id))).control
-        if loaded is None:
-            raise reject(REJECT_NOT_FOUND, "Suggested fix not found")
-        return loaded
+        if loaded is not None:
+            return loaded
+        if or_else is not None:
+            return or_else
+        raise reject(REJECT_NOT_FOUND, "Suggested fix not found")
 
     def _due(self, state: FixControl) -> tuple[datetime, str]:
         notice = state.next_notice()

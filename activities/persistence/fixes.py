@@ -149,7 +149,7 @@ class FixPersistence:
                 overdue_at=notice.due_at if notice.kind == "overdue" else None,
             ):
                 return FixNoticeResult(stale=True)  # an outcome was recorded since: nothing to remind of
-            await session.refresh(fix)
+            # `fix` keeps what it was read with: the notice's text and recipients use nothing record_notice changed.
             recipients = await _recipients(session, fix, notice)
             if not recipients:
                 log.warning("fix %s: %s notice %d has no live recipient; it stays on the fix only",
@@ -180,6 +180,8 @@ class FixPersistence:
             if earlier is not None:
                 return FixControl.model_validate(earlier)
             row = await _row(fixes, fix_id)
+            if row.version == expected_version + 1 and row.last_change_id == change_id:
+                return fix_control(row)  # committed before the log existed (a retry across the upgrade)
             # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
             await AiSessionRepository(session).bump_version(row.session_id, at)
             changed = await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id})

@@ -103,13 +103,7 @@ class SuggestedFixRepository(AccountScopedRepository[SuggestedFix]):
 
     async def stop_reminders(self, fix_id: uuid.UUID, *, version: int) -> bool:
         """Drop a parked fix's remaining notices (its status stays); False when the fix moved on meanwhile."""
-        changed = await self.session.scalar(
-            update(SuggestedFix)
-            .where(SuggestedFix.id == fix_id, SuggestedFix.version == version,
-                   SuggestedFix.status == "applied_pending")
-            .values(reminder_schedule=[], next_reminder_at=None)
-            .returning(SuggestedFix.id).execution_options(synchronize_session=False))
-        return changed is not None
+        return await self._update_parked(fix_id, version, {"reminder_schedule": [], "next_reminder_at": None})
 
     async def record_notice(
         self, fix_id: uuid.UUID, *, version: int, sent: int, next_reminder_at: datetime | None,
@@ -120,6 +114,10 @@ class SuggestedFixRepository(AccountScopedRepository[SuggestedFix]):
                                   "next_reminder_at": next_reminder_at}
         if overdue_at is not None:
             values["verification_overdue_at"] = func.coalesce(SuggestedFix.verification_overdue_at, overdue_at)
+        return await self._update_parked(fix_id, version, values)
+
+    async def _update_parked(self, fix_id: uuid.UUID, version: int, values: dict[str, Any]) -> bool:
+        """Set `values` on a fix still parked at `version` (no version bump: notices are not outcomes)."""
         changed = await self.session.scalar(
             update(SuggestedFix)
             .where(SuggestedFix.id == fix_id, SuggestedFix.version == version,

@@ -37,7 +37,7 @@ from workflows.contracts.ai_session import (
     SessionRef,
     SessionReplyInput,
 )
-from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, reject
+from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_STALE, reject
 from workflows.contracts.fix import (
     APPLY_FIX,
     CLEAR_AI_PROPOSAL,
@@ -370,7 +370,7 @@ class FakeAiStore:
             return self.fix(fix_id)
         if row["version"] == expected_version + 1 and row.get("last_change_id") == change_id:
             return self.fix(fix_id)  # a retry after the first attempt committed
-        raise reject(REJECT_CONFLICT, "This fix changed meanwhile; reload it and try again")
+        raise reject(REJECT_STALE, f"This fix changed meanwhile (now version {row['version']})")
 
 
 def _session_row(sid: uuid.UUID, account_id: uuid.UUID, user_id: uuid.UUID, session_type: str, summary: str,
