@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, String, func
+from sqlalchemy import DateTime, ForeignKey, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,7 +23,9 @@ class AppliedCommand(Base):
 
     __tablename__ = "applied_commands"
 
-    entity_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # Fixes are the one entity whose writes need the log today; the rows go with their fix.
+    entity_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("session_suggested_fixes.id", ondelete="CASCADE"), primary_key=True)
     command_id: Mapped[str] = mapped_column(String(300), primary_key=True)
     result: Mapped[Any] = mapped_column(JSONB, nullable=False)
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

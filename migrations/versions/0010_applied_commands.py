@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("command_id", sa.String(300), nullable=False),
         sa.Column("result", postgresql.JSONB(), nullable=False),
         sa.Column("applied_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(["entity_id"], ["session_suggested_fixes.id"],
+                                name=op.f("fk_applied_commands_entity_id_session_suggested_fixes"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("entity_id", "command_id", name=op.f("pk_applied_commands")),
     )
 
