@@ -42,7 +42,9 @@ _FLAG_BY_TYPE = {
     NoteType.INTERNAL_ANALYSIS: "internalAnalysisFlag",
     NoteType.RESOLUTION: "resolutionFlag",
 }
-_DIGITS = re.compile(r"[0-9]+")
+# CW record ids are positive 32-bit integers; up to 10 digits keeps int() cheap before the range check.
+_ID = re.compile(r"[0-9]{1,10}")
+MAX_ID = 2**31 - 1
 # CW's own error text is shown to the engineer; a server that is not ConnectWise gets no say in our messages.
 _MAX_DETAIL = 300
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
@@ -93,6 +95,13 @@ def normalize_codebase(codebase: str) -> str:
 def api_base_url(site_url: str, codebase: str) -> str:
     """`{site}/{codebase}apis/3.0/` for a site URL or bare host and a codebase."""
     return f"{normalize_site_url(site_url)}/{normalize_codebase(codebase)}apis/3.0/"
+
+
+def id_problem(kind: str, value: str) -> str | None:
+    """Why `value` cannot be a ConnectWise `kind` id (e.g. "ticket"), None when it can: ids go into URL paths."""
+    if _ID.fullmatch(value) is None or not 0 < int(value) <= MAX_ID:
+        return f"ConnectWise {kind} ids are whole numbers from 1 to {MAX_ID}; {value!r} is not one"
+    return None
 
 
 def basic_auth_header(company_id: str, public_key: str, private_key: str) -> str:
@@ -340,10 +349,10 @@ class ConnectWiseClient:
 
     @staticmethod
     def _ticket_path(ticket_id: str) -> str:
-        # CW ticket ids are numbers; refusing anything else keeps ids from reshaping the URL path.
+        # Refusing anything but an id keeps ids from reshaping the URL path.
         tid = str(ticket_id).strip()
-        if not _DIGITS.fullmatch(tid):
-            raise PsaRejected(f"ConnectWise ticket ids are numbers; {ticket_id!r} is not one")
+        if problem := id_problem("ticket", tid):
+            raise PsaRejected(problem)
         return f"service/tickets/{tid}"
 
     # -- PsaProvider -----------------------------------------------------------------------------
@@ -382,8 +391,8 @@ class ConnectWiseClient:
     async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
         """PATCH the note's text (its flags, and so who may read it, stay as posted)."""
         nid = str(note_id).strip()
-        if not _DIGITS.fullmatch(nid):
-            raise PsaRejected(f"ConnectWise note ids are numbers; {note_id!r} is not one")
+        if problem := id_problem("note", nid):
+            raise PsaRejected(problem)
         patch = [{"op": "replace", "path": "text", "value": text}]
         await self.request("PATCH", f"{self._ticket_path(ticket_id)}/notes/{nid}", json=patch)
 

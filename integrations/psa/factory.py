@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from integrations.psa.base import PsaProvider
-from integrations.psa.connectwise import ConnectWiseClient, ConnectWiseConfig
+from integrations.psa.connectwise import ConnectWiseClient, ConnectWiseConfig, id_problem
 
 SECRET_FIELDS = ("public_key", "private_key")
-_CW_TICKET_ID = re.compile(r"[0-9]{1,10}")
-CW_MAX_TICKET_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,4 @@ def build_provider(settings: ConnectionSettings, secrets: dict[str, str], http: 
 
 def ticket_id_problem(provider: str, ticket_id: str) -> str | None:
     """Why `ticket_id` cannot name a ticket of `provider` (None when it can): checked before any call."""
-    valid = _CW_TICKET_ID.fullmatch(ticket_id) is not None and 0 < int(ticket_id) <= CW_MAX_TICKET_ID
-    if provider == "connectwise" and not valid:
-        return f"ConnectWise ticket ids are whole numbers from 1 to {CW_MAX_TICKET_ID}; {ticket_id!r} is not one"
-    return None
+    return id_problem("ticket", ticket_id) if provider == "connectwise" else None

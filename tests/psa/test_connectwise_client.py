@@ -77,6 +77,17 @@ async def test_non_numeric_ticket_id_is_rejected_before_any_call(client: Connect
     assert cw_sim.state.requests == []
 
 
+@pytest.mark.parametrize("bad_id", ["0", "2147483648", "12345678901"])
+async def test_out_of_range_ticket_and_note_ids_are_rejected_before_any_call(
+        client: ConnectWiseClient, cw_sim: Sim, bad_id: str) -> None:
+    # The same rule the session route applies to a ticket id: CW ids are positive 32-bit integers.
+    with pytest.raises(PsaRejected, match="ticket ids are whole numbers from 1 to 2147483647"):
+        await client.get_ticket(bad_id)
+    with pytest.raises(PsaRejected, match="note ids are whole numbers from 1 to 2147483647"):
+        await client.update_note(TICKET, bad_id, "text")
+    assert cw_sim.state.requests == []
+
+
 # -- headers, codebase, check ---------------------------------------------------------------------
 
 
