@@ -9,6 +9,7 @@ opened to the very address that was checked (no second lookup a DNS answer could
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -19,7 +20,6 @@ from typing import Any
 import anyio
 import httpcore
 import httpx
-from httpcore._backends.auto import AutoBackend
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_PORT = 65535
@@ -144,7 +144,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self._policy = policy
-        self._inner = inner or AutoBackend()
+        self._inner = inner or httpcore.AnyIOBackend()
 
     # httpcore's interface names the parameter `timeout`.
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109
@@ -172,17 +172,25 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs milliseconds, and admin calls build a client each: one context per process.
+    # Sharing is safe: httpcore only sets ALPN on it per connection, the same "http/1.1" for every pinned pool.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a `PinnedBackend`, refusing plain http outside dev mode; no proxy, no env."""
 
     def __init__(self, policy: EgressPolicy, *, ssl_context: ssl.SSLContext | None = None,
                  inner: httpcore.AsyncNetworkBackend | None = None) -> None:
-        super().__init__(trust_env=False)
+        ssl_context = ssl_context or _default_ssl_context()
+        super().__init__(verify=ssl_context, trust_env=False)  # given a context, httpx loads no CA bundle
         self._policy = policy
         # httpx's transport takes no network backend: the same pool as its own, with ours underneath.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False), max_connections=100,
-            max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=PinnedBackend(policy, inner),
+            ssl_context=ssl_context, max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0,
+            network_backend=PinnedBackend(policy, inner),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

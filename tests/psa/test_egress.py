@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -100,6 +101,22 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         self.hosts.append(host)
         raise httpcore.ConnectError("the test connects nowhere")
+
+
+def test_pinned_clients_load_the_ca_bundle_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Admin calls build a pinned client each; loading the CA bundle (milliseconds) for each was waste.
+    pinned_client(STRICT, timeout_s=5)
+    loads: list[object] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    for _ in range(3):
+        pinned_client(STRICT, timeout_s=5)
+    assert loads == []
 
 
 async def test_the_connection_goes_to_the_address_that_was_checked() -> None:
