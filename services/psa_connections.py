@@ -25,7 +25,6 @@ from integrations.psa.base import (
     PsaError,
     PsaNotFound,
     PsaProvider,
-    PsaRejected,
     PsaSiteRefused,
     PsaStatus,
     PsaUnavailable,
@@ -94,7 +93,7 @@ class PsaConnections:
                 return False, "authentication", f"Reached {row.site_url}, but authentication failed: {exc.message}"
             except PsaUnavailable as exc:
                 return False, "reachability", f"Could not reach {row.site_url}: {exc.message}"
-            except PsaRejected as exc:
+            except PsaSiteRefused as exc:  # nothing was sent: the refusal already names the site's problem
                 return False, "reachability", exc.message
             except PsaError as exc:
                 return False, "reachability", f"{row.site_url} answered unexpectedly: {exc.message}"
@@ -137,8 +136,6 @@ class PsaConnections:
             site = self._egress.check_site(site_url)
             if not self._egress.allow_private:
                 await self._egress.resolve(site.host, site.port, RESOLVE_TIMEOUT_S)
-        except ValueError as exc:
-            raise RuleViolation(str(exc)) from None
         except EgressRefused as exc:
             raise RuleViolation(f"site_url is refused: {exc.message}") from None
         except (httpcore.ConnectError, httpcore.ConnectTimeout):

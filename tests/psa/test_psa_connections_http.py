@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
@@ -63,6 +63,21 @@ async def test_the_test_says_whether_reachability_or_authentication_failed(
     nowhere = await connect(client, admin, cw_sim, site_url=f"http://127.0.0.1:{free_port()}")
     tested = await client.post(f"{CONNECTIONS}/{nowhere.json()['id']}/test", headers=admin)
     assert tested.json()["ok"] is False and tested.json()["stage"] == "reachability"
+
+
+async def test_a_connectwise_refusal_in_the_test_says_the_site_answered_unexpectedly(
+    client: AsyncClient, db: AsyncSession, admin: dict[str, str], cw_sim: SimulatorHandle,
+) -> None:
+    created = await connect(client, admin, cw_sim)
+    # A stored connection CW answers with a 400 (no clientId): CW's own refusal, not one of our egress refusals.
+    await db.execute(update(PsaConnection).where(PsaConnection.id == uuid.UUID(created.json()["id"]))
+                     .values(client_id=""))
+    await db.commit()
+    tested = await client.post(f"{CONNECTIONS}/{created.json()['id']}/test", headers=admin)
+    assert tested.status_code == 200, tested.text
+    body = tested.json()
+    assert body["ok"] is False and body["stage"] == "reachability"
+    assert body["detail"].startswith(f"{cw_sim.url} answered unexpectedly: ") and "clientId" in body["detail"]
 
 
 async def test_board_statuses_list_what_a_target_status_may_be(
