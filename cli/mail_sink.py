@@ -29,6 +29,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from cli.atomic_file import write_atomic
+
 DEFAULT_KEEP = 1000
 DEFAULT_HOST = "127.0.0.1"  # loopback only: the sink accepts mail from anyone who reaches it
 DEFAULT_PORT = 1025
@@ -87,17 +89,8 @@ class MailDirHandler:
         path = self.directory / name
         envelope = (f"X-Envelope-From: <{_header_safe(mail_from)}>\n"
                     f"X-Envelope-To: {', '.join(f'<{_header_safe(r)}>' for r in rcpt_tos)}\n")
-        tmp = self.directory / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                # Unix line ends, as in a Maildir: `cat`, editors and mail clients all read that.
-                fh.write(envelope.encode("utf-8", "replace") + content.replace(b"\r\n", b"\n"))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        # Unix line ends, as in a Maildir: `cat`, editors and mail clients all read that.
+        write_atomic(path, envelope.encode("utf-8", "replace") + content.replace(b"\r\n", b"\n"), mode=0o600)
         self.prune()
         shown = subject if len(subject) <= SUBJECT_IN_LOG else subject[:SUBJECT_IN_LOG] + "…"
         to = ",".join(_header_safe(r) for r in rcpt_tos)

