@@ -128,7 +128,7 @@ class PsaActivities:
                 if not exc.may_have_landed:
                     raise
                 landed = await _await_landing(provider, inp, sent, exc)
-                return PostedNote(note_id=landed.id, reused=False)  # this attempt's own POST, landed late
+                return PostedNote(note_id=landed.id, reused=True)
         log.info("ticket %s: %s note %s posted", inp.ticket.ticket_id, inp.visibility, note.id)
         return PostedNote(note_id=note.id, reused=False)
 
