@@ -14,6 +14,7 @@ from activities.notify import NotifyActivities
 from activities.persistence import (
     FixPersistence,
     HandoffPersistence,
+    PersistFloorPersistence,
     SessionPersistence,
     WalkPersistence,
     WritebackPersistence,
@@ -45,6 +46,7 @@ def build_activities(deps: ActivityDeps, client: Client | None = None, *,
     activities += FixPersistence(deps.session_factory).all()
     activities += WritebackPersistence(deps.session_factory).all()
     activities += HandoffPersistence(deps.session_factory).all()
+    activities += PersistFloorPersistence(deps.session_factory).all()  # the benches' floor
     if client is not None:
         activities += WorkflowCommandActivities(client, deps.settings, deps.session_factory,
                                                 task_queue=task_queue or deps.settings.temporal_task_queue).all()

@@ -17,6 +17,7 @@ from api.routes import (
     ai_sessions,
     ai_usage,
     auth,
+    bench,
     flow_proposals,
     handoffs,
     health,
@@ -93,4 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, account, ai_usage, l1, flow_proposals, notifications, psa, handoffs, ai_sessions,
                    suggested_fixes):
         app.include_router(module.router, prefix=API_PREFIX)
+    if settings.dev_mode or settings.bench_routes:
+        app.include_router(bench.router, prefix=API_PREFIX)
     return app

@@ -82,7 +82,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"setup: {args.callers} sessions, {args.callers * args.each} fixes"
               f"{' applied' if args.apply else ''} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
-        floor_1, floor_n = await floors(args, args.callers, args.each, args.alone)
+        floor = await floors(args, args.callers, args.each, args.alone)
         # Set up last, so its fixes' workflows are still in the worker's cache, as the floor's are.
         alone_sid, alone_fixes = await prepared(args.alone + 1)
         await record_outcomes(http, headers, alone_sid, alone_fixes[:1], args, Samples())  # warm-up
@@ -99,13 +99,13 @@ async def run(args: argparse.Namespace) -> int:
                   f"outcome {args.outcome}{', Idempotency-Key sent' if args.keyed else ''}"),
         ("callers x PATCHes", f"{args.callers} x {args.each} = {len(loaded.latencies)} in {loaded.wall_s:.2f}s"),
     ]
-    return report("Fix outcome bench", rows, noun="outcome", loaded=loaded, alone=alone, floor_1=floor_1,
-                  floor_n=floor_n, callers=args.callers, args=args)
+    return report("Fix outcome bench", rows, noun="outcome", loaded=loaded, alone=alone,
+                  floor=floor, callers=args.callers, args=args)
 
 
 def main() -> int:
     """Parse arguments and run with an overall time limit."""
-    parser = parser_for(__doc__)
+    parser = parser_for(__doc__, latency=1.4, throughput=0.75)
     parser.add_argument("--callers", type=int, default=50, help="concurrent callers (and floor callers)")
     parser.add_argument("--each", type=int, default=5, help="PATCHes per caller, one after another")
     parser.add_argument("--alone", type=int, default=20, help="PATCHes of the caller alone")

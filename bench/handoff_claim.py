@@ -109,7 +109,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"setup: {len(every)} sessions escalated, {done} assessed, in {time.perf_counter() - started:.1f}s",
               file=sys.stderr)
 
-        floor_1, floor_n = await floors(args, args.callers, args.each, args.alone)
+        floor = await floors(args, args.callers, args.each, args.alone)
         # Set up last, so its workflows are still in the worker's cache, as the floor's are.
         alone_handoffs = await prepared(args.alone + 1)
         every += alone_handoffs
@@ -127,13 +127,13 @@ async def run(args: argparse.Namespace) -> int:
         ("setup", f"one escalation per claim, {done} of {len(every)} assessed before timing"),
         ("claimers x claims", f"{args.callers} x {args.each} = {len(loaded.latencies)} in {loaded.wall_s:.2f}s"),
     ]
-    return report("Handoff claim bench", rows, noun="claim", loaded=loaded, alone=alone, floor_1=floor_1,
-                  floor_n=floor_n, callers=args.callers, args=args)
+    return report("Handoff claim bench", rows, noun="claim", loaded=loaded, alone=alone,
+                  floor=floor, callers=args.callers, args=args)
 
 
 def main() -> int:
     """Parse arguments and run with an overall time limit."""
-    parser = parser_for(__doc__)
+    parser = parser_for(__doc__, latency=1.5, throughput=0.6)
     parser.add_argument("--callers", type=int, default=50, help="concurrent claimers (and floor callers)")
     parser.add_argument("--each", type=int, default=3, help="handoffs each claimer claims, one after another")
     parser.add_argument("--alone", type=int, default=10, help="claims of the claimer alone")

@@ -84,20 +84,20 @@ async def walks_phase(base_url: str, walks: int, steps: int, rounds: int = 1) ->
 
 async def run(args: argparse.Namespace) -> int:
     """Run both phases and print the table; exit 1 when a target is missed."""
-    floor_1, floor_n = await floors(args, args.walks, args.steps, args.steps * 5)
+    floor = await floors(args, args.walks, args.steps, args.steps * 5)
     alone = await walks_phase(args.base_url, 1, args.steps, rounds=3)
     steps = await walks_phase(args.base_url, args.walks, args.steps)
     rows = [
         ("walks x steps", f"{args.walks} x {args.steps} = {len(steps.latencies)} steps in {steps.wall_s:.2f}s "
                           "(intake and resolve included in the time)"),
     ]
-    return report("L1 walk bench", rows, noun="step", loaded=steps, alone=alone, floor_1=floor_1,
-                  floor_n=floor_n, callers=args.walks, args=args)
+    return report("L1 walk bench", rows, noun="step", loaded=steps, alone=alone,
+                  floor=floor, callers=args.walks, args=args)
 
 
 def main() -> int:
     """Parse arguments and run with an overall time limit."""
-    parser = parser_for(__doc__)
+    parser = parser_for(__doc__, latency=1.3, throughput=0.75)
     parser.add_argument("--walks", type=int, default=50, help="concurrent walks (and floor callers)")
     parser.add_argument("--steps", type=int, default=10, help="questions per walk")
     return run_bounded(run, parser.parse_args())

@@ -122,7 +122,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     """Parse arguments and run with an overall time limit."""
-    parser = parser_for(__doc__)
+    parser = parser_for(__doc__, latency=1.3, throughput=0.75)
     parser.add_argument("--steps", type=int, default=30, help="walk steps, and floor updates, to time")
     return run_bounded(run, parser.parse_args())
 

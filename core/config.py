@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     dev_mode: bool = Field(
         default=False, description="Development conveniences; set by `rflow dev`. Never supplies a secret."
     )
+    bench_routes: bool = Field(
+        default=False, description="Mount the persist floor's bare /api/v1/bench routes (always on in dev mode)."
+    )
     database_url: str | None = Field(default=None, description="postgresql+asyncpg URL; unset = embedded.")
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Embedded Postgres and Temporal data.")
     api_host: str = Field(default="127.0.0.1", description="Interface `rflow api`/`rflow dev` bind the API to.")

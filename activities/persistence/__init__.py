@@ -3,7 +3,15 @@
 from activities.persistence.ai_sessions import SessionPersistence
 from activities.persistence.fixes import FixPersistence
 from activities.persistence.handoffs import HandoffPersistence
+from activities.persistence.persist_floor import PersistFloorPersistence
 from activities.persistence.walks import WalkPersistence
 from activities.persistence.writebacks import WritebackPersistence
 
-__all__ = ["FixPersistence", "HandoffPersistence", "SessionPersistence", "WalkPersistence", "WritebackPersistence"]
+__all__ = [
+    "FixPersistence",
+    "HandoffPersistence",
+    "PersistFloorPersistence",
+    "SessionPersistence",
+    "WalkPersistence",
+    "WritebackPersistence",
+]

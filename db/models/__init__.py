@@ -9,6 +9,7 @@ from db.models.l1 import FlowProposal, InternalTicket, L1Category, L1Flow, L1Wal
 from db.models.llm_usage import LlmUsage
 from db.models.login_throttle import LoginThrottle
 from db.models.notification import Notification
+from db.models.persist_floor import PersistFloorRow
 from db.models.psa import PsaConnection, PsaWriteback
 from db.models.user import ROLE_RANK, AccountRole, User
 
@@ -31,6 +32,7 @@ __all__ = [
     "LlmUsage",
     "LoginThrottle",
     "Notification",
+    "PersistFloorRow",
     "PsaConnection",
     "PsaWriteback",
     "SessionDocument",
