@@ -27,15 +27,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, Timestamps, UUIDPrimaryKey
-from workflows.contracts.ai_session import SESSION_STATUSES
+from workflows.contracts.ai_session import FIX_SOURCES, INTAKE_TYPES, SESSION_STATUSES, SESSION_TYPES
 from workflows.contracts.fix import FIX_STATUSES
-
-SESSION_TYPES = ("guided", "chat")
-INTAKE_TYPES = ("free_text", "psa_ticket")
-CONFIDENCE_TIERS = ("discovery", "exploring", "guided")
-MESSAGE_ROLES = ("user", "assistant")
-DOCUMENT_KINDS = ("resolution_note", "escalation_package")
-FIX_SOURCES = ("ai", "engineer")
+from workflows.contracts.llm import CHAT_ROLES, CONFIDENCE_TIERS
 
 
 class AiSession(UUIDPrimaryKey, Timestamps, Base):
@@ -86,7 +80,7 @@ class AiSessionMessage(UUIDPrimaryKey, Base):
 
     __tablename__ = "ai_session_messages"
     __table_args__ = (
-        CheckConstraint(f"role IN {MESSAGE_ROLES!r}", name="role_valid"),
+        CheckConstraint(f"role IN {CHAT_ROLES!r}", name="role_valid"),
         UniqueConstraint("session_id", "seq", name="uq_ai_session_messages_seq"),
         # One turn (the update's id) stores its two messages once, however often its activity is retried.
         UniqueConstraint("session_id", "turn_id", "role", name="uq_ai_session_messages_turn"),

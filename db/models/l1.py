@@ -22,9 +22,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, Timestamps, UUIDPrimaryKey
+from workflows.contracts.walk import SESSION_KINDS, WALK_STATUSES
 
-WALK_STATUSES = ("active", "resolved", "escalated", "abandoned")
-SESSION_KINDS = ("flow", "ai_build", "adhoc")
+# No workflow contract types these two, so the model keeps their values.
 TICKET_STATUSES = ("open", "resolved", "escalated", "abandoned")
 PROPOSAL_STATUSES = ("pending", "approved", "rejected")
 

@@ -21,11 +21,9 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, Timestamps, UUIDPrimaryKey
+from workflows.contracts.psa import STATUS_CHANGES, WRITEBACK_KINDS, WRITEBACK_STATES
 
 PSA_PROVIDERS = ("connectwise",)
-WRITEBACK_KINDS = ("resolution_note", "escalation_package")
-WRITEBACK_STATES = ("pending", "note_posted", "completed")
-STATUS_CHANGES = ("verified", "did_not_verify", "skipped")
 
 
 class PsaConnection(UUIDPrimaryKey, Timestamps, Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String
 from sqlalchemy.dialects.postgresql import UUID
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import Base, Timestamps, UUIDPrimaryKey
 
 AccountRole = Literal["owner", "admin", "engineer", "l1_tech", "viewer"]
+ACCOUNT_ROLES: tuple[str, ...] = get_args(AccountRole)
 # Higher rank may do everything a lower rank may.
 ROLE_RANK: dict[str, int] = {"viewer": 0, "l1_tech": 1, "engineer": 2, "admin": 3, "owner": 4}
 
@@ -22,9 +23,7 @@ class User(UUIDPrimaryKey, Timestamps, Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(
-            "account_role IN ('owner','admin','engineer','l1_tech','viewer')", name="account_role_valid"
-        ),
+        CheckConstraint(f"account_role IN {ACCOUNT_ROLES!r}", name="account_role_valid"),
     )
 
     account_id: Mapped[uuid.UUID] = mapped_column(

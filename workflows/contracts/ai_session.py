@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -31,7 +31,11 @@ IntakeType = Literal["free_text", "psa_ticket"]
 DocumentKind = Literal["resolution_note", "escalation_package"]
 FixSource = Literal["ai", "engineer"]
 
-SESSION_STATUSES: tuple[str, ...] = ("active", "paused", "escalated", "resolved")
+# The tuples are the same values for code that needs them at run time (the tables' CHECKs in db/models).
+SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
+SESSION_TYPES: tuple[str, ...] = get_args(SessionType)
+INTAKE_TYPES: tuple[str, ...] = get_args(IntakeType)
+FIX_SOURCES: tuple[str, ...] = get_args(FixSource)
 MAX_MESSAGE_CHARS = 8_000
 MAX_MESSAGES_PER_SESSION = 1_000
 MAX_MARKDOWN_CHARS = 50_000

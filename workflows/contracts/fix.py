@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -18,8 +18,7 @@ from workflows.contracts.llm import FixOutcome
 from workflows.contracts.notify import NotificationEmail
 
 FixStatus = Literal["proposed", "applied_success", "applied_failed", "applied_partial", "applied_pending", "dismissed"]
-FIX_STATUSES: tuple[str, ...] = ("proposed", "applied_success", "applied_failed", "applied_partial",
-                                 "applied_pending", "dismissed")
+FIX_STATUSES: tuple[str, ...] = get_args(FixStatus)
 TERMINAL_STATUSES = frozenset({"applied_success", "applied_failed", "dismissed"})
 NEEDS_NOTES = frozenset({"applied_partial", "applied_pending"})
 # Which column an outcome's notes go to; the others keep what they had (an audit trail).

@@ -6,7 +6,7 @@ Every output names the `provider` that produced it so nothing pretends a model a
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
@@ -14,7 +14,10 @@ from temporalio.common import RetryPolicy
 from workflows.contracts.common import ActivityRef
 
 ConfidenceTier = Literal["discovery", "exploring", "guided"]
+CONFIDENCE_TIERS: tuple[str, ...] = get_args(ConfidenceTier)
 FixOutcome = Literal["applied_success", "applied_failed", "applied_partial", "applied_pending", "dismissed"]
+ChatRole = Literal["user", "assistant"]
+CHAT_ROLES: tuple[str, ...] = get_args(ChatRole)
 
 
 def confidence_tier(confidence: float) -> ConfidenceTier:
@@ -107,7 +110,7 @@ class WalkNodeSuggestion(BaseModel):
 class ChatTurn(BaseModel):
     """One message of a session transcript."""
 
-    role: Literal["user", "assistant"]
+    role: ChatRole
     content: str
 
 

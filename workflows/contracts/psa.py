@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 from temporalio.common import RetryPolicy
@@ -20,6 +20,9 @@ WritebackKind = Literal["resolution_note", "escalation_package"]  # the session 
 NoteVisibility = Literal["description", "internal_analysis", "resolution"]
 StatusChange = Literal["verified", "did_not_verify", "skipped"]
 WritebackState = Literal["pending", "note_posted", "completed"]
+WRITEBACK_KINDS: tuple[str, ...] = get_args(WritebackKind)
+STATUS_CHANGES: tuple[str, ...] = get_args(StatusChange)
+WRITEBACK_STATES: tuple[str, ...] = get_args(WritebackState)
 
 # The resolution note is for the customer; the escalation package is for the next engineer only.
 NOTE_VISIBILITY: dict[str, NoteVisibility] = {"resolution_note": "resolution",

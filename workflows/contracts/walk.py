@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, StrictBool
 
@@ -18,6 +18,8 @@ from workflows.contracts.llm import WalkedStep
 
 SessionKind = Literal["flow", "ai_build", "adhoc"]
 WalkStatus = Literal["active", "resolved", "escalated", "abandoned"]
+SESSION_KINDS: tuple[str, ...] = get_args(SessionKind)
+WALK_STATUSES: tuple[str, ...] = get_args(WalkStatus)
 
 WALK_WORKFLOW_PREFIX = "walk-"
 QUERY_STATE = "state"
