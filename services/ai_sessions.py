@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio.common import SearchAttributePair
@@ -69,13 +69,18 @@ class AiSessionRef:
 
 @dataclass(frozen=True)
 class FixRef:
-    """What a command needs to know of a fix before sending it."""
+    """What a command needs to know of a fix before sending it, and the columns no command changes (with a
+    command's `FixView` they make the whole answer)."""
 
     id: uuid.UUID
     session_id: uuid.UUID
     account_id: uuid.UUID
     status: str
     title: str
+    source: str = "engineer"
+    description: str = ""
+    confidence_pct: int = 0
+    created_at: datetime | None = None
 
 
 class SessionCommands:

@@ -127,12 +127,17 @@ async def test_fix_routes_read_the_caller_once_joined_with_the_fix(
     assert _joined_read(read.statements[0], "session_suggested_fixes"), read.statements[0]
     assert len([s for s in read.statements if USERS.search(s)]) == 1, read.statements
 
-    with traced(app, monkeypatch) as command:
-        patched = await client.patch(outcome_url(sid, fid), headers=h, json={"outcome": "applied_success"})
-    assert patched.status_code == 200, patched.text
-    assert command.statements.index(WORKFLOW) == 1, command.statements
-    assert _joined_read(command.statements[0], "session_suggested_fixes"), command.statements[0]
-    assert len([s for s in command.statements if USERS.search(s)]) == 1, command.statements
+    for body in ({"outcome": "applied_pending", "notes": "waiting on AD replication"},
+                 {"outcome": "applied_success"}):
+        with traced(app, monkeypatch) as command:
+            patched = await client.patch(outcome_url(sid, fid), headers=h, json=body)
+        assert patched.status_code == 200, patched.text
+        # One read before the workflow, none after it: the update answers what the route returns.
+        assert command.statements == [command.statements[0], WORKFLOW], command.statements
+        assert _joined_read(command.statements[0], "session_suggested_fixes"), command.statements[0]
+        stored = await client.get(f"{AI_API}/{sid}/suggested-fixes/{fid}", headers=h)
+        assert patched.json() == stored.json(), (patched.json(), stored.json())
+    assert patched.json()["status"] == "applied_success" and patched.json()["next_reminder_at"] is None
 
 
 # --- tenancy and refusals through the joined read -------------------------------------------------------

@@ -103,9 +103,10 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
             if state.applied_at is not None:  # idempotent: no second stamp, no second version bump
                 return state, FixCommandResult(status=state.status, changed=False)
-            new = await APPLY_FIX(ApplyFixInput(fix_id=state.id, expected_version=state.version,
-                                                change_id=command_id(), at=workflow.now()))
-            return new, FixCommandResult(status=new.status, changed=True)
+            changed = await APPLY_FIX(ApplyFixInput(fix_id=state.id, expected_version=state.version,
+                                                    change_id=command_id(), at=workflow.now()))
+            new = changed.control()
+            return new, FixCommandResult(status=new.status, changed=True, view=changed.view)
 
         return await self.transition(_check_apply, change)
 
@@ -119,15 +120,17 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         """Record how the fix went; parking it (applied_pending) starts its reminders, anything else stops them."""
 
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
-            new = await RECORD_OUTCOME(RecordOutcomeInput(
+            changed = await RECORD_OUTCOME(RecordOutcomeInput(
                 fix_id=state.id, expected_version=state.version, change_id=command_id(), outcome=inp.outcome,
                 notes=inp.notes,
                 by_user_id=inp.by_user_id, at=workflow.now(),
             ))
+            new = changed.control()
             if new.status == "applied_pending":
                 workflow.logger.info("fix %s parked: %d notice(s), first at %s", new.id, len(new.schedule),
                                      new.next_reminder_at)
-            return new, FixCommandResult(status=new.status, changed=True, next_reminder_at=new.next_reminder_at)
+            return new, FixCommandResult(status=new.status, changed=True, next_reminder_at=new.next_reminder_at,
+                                         view=changed.view)
 
         return await self.transition(lambda s: _check_outcome(s, inp), change)
 

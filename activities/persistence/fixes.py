@@ -38,11 +38,13 @@ from workflows.contracts.fix import (
     RECORD_OUTCOME,
     SEND_FIX_NOTICE,
     ApplyFixInput,
+    ChangedFix,
     FixCommandResult,
     FixControl,
     FixNoticeInput,
     FixNoticeResult,
     FixRef,
+    FixView,
     LoadFixResult,
     Notice,
     RecordOutcomeInput,
@@ -65,6 +67,16 @@ def fix_control(row: SuggestedFix) -> FixControl:
         schedule=[Notice.model_validate(n) for n in row.reminder_schedule], fired=row.notices_sent,
         verification_overdue_at=row.verification_overdue_at,
     )
+
+
+def fix_view(row: SuggestedFix) -> FixView:
+    """The fix's changeable columns, for a command's answer."""
+    return FixView.model_validate(row, from_attributes=True)
+
+
+def changed_fix(row: SuggestedFix) -> ChangedFix:
+    """A change's result: the new control state with the row's changeable columns."""
+    return ChangedFix(**fix_control(row).model_dump(exclude={"next_reminder_at"}), view=fix_view(row))
 
 
 def reminder_schedule(preferences: dict[str, Any], parked_at: datetime) -> list[Notice]:
@@ -94,12 +106,12 @@ class FixPersistence:
             return LoadFixResult(control=fix_control(row) if row else None)
 
     @activity.defn(name=APPLY_FIX.name)
-    async def apply_fix(self, inp: ApplyFixInput) -> FixControl:
+    async def apply_fix(self, inp: ApplyFixInput) -> ChangedFix:
         """Stamp `applied_at` (status stays proposed) and count the change on the session."""
         return await self._change(inp.fix_id, inp.expected_version, inp.change_id, inp.at, {"applied_at": inp.at})
 
     @activity.defn(name=RECORD_OUTCOME.name)
-    async def record_fix_outcome(self, inp: RecordOutcomeInput) -> FixControl:
+    async def record_fix_outcome(self, inp: RecordOutcomeInput) -> ChangedFix:
         """Write the outcome, its stamps and notes; parking it schedules its notices from the account's settings."""
         at, outcome = inp.at, inp.outcome
         values: dict[str, Any] = {"status": outcome, "ai_outcome_proposal": null(), "reminder_schedule": [],
@@ -171,25 +183,25 @@ class FixPersistence:
             return FixNoticeResult(emails=emails)
 
     async def _change(self, fix_id: uuid.UUID, expected_version: int, change_id: str, at: datetime,
-                      values: dict[str, Any]) -> FixControl:
+                      values: dict[str, Any]) -> ChangedFix:
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             fixes, commands = SuggestedFixRepository(session), AppliedCommandRepository(session)
             # A re-run of a command that committed (a retry, or a dropped workflow task replayed with later
             # changes of the same task committed after it) answers what it answered the first time.
             earlier = await commands.result_of(fix_id, change_id)
             if earlier is not None:
-                return FixControl.model_validate(earlier)
+                return ChangedFix.model_validate(earlier)  # logged before answers carried a view: view None
             row = await _row(fixes, fix_id)
             if row.version == expected_version + 1 and row.last_change_id == change_id:
-                return fix_control(row)  # committed before the log existed (a retry across the upgrade)
+                return changed_fix(row)  # committed before the log existed (a retry across the upgrade)
             # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
             await AiSessionRepository(session).bump_version(row.session_id, at)
             changed = await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id})
             if changed is None:  # rolls back: the workflow reloads the fix and re-checks the command
                 raise reject(REJECT_STALE, f"This fix changed meanwhile (now version {row.version})")
-            control = fix_control(changed)
-            await commands.record(fix_id, change_id, control.model_dump(mode="json"))
-            return control
+            answer = changed_fix(changed)
+            await commands.record(fix_id, change_id, answer.model_dump(mode="json"))
+            return answer
 
 
 async def _row(fixes: SuggestedFixRepository, fix_id: uuid.UUID) -> SuggestedFix:

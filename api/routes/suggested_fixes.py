@@ -30,7 +30,7 @@ from core.errors import NotFound
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from services.ai_sessions import FixRef
 from workflows.contracts.ai_session import FixDraft
-from workflows.contracts.fix import OutcomeInput
+from workflows.contracts.fix import FixCommandResult, OutcomeInput
 
 router = APIRouter(prefix="/ai-sessions/{session_id}/suggested-fixes", tags=["suggested-fixes"],
                    responses=error_responses(401, 403, 503))
@@ -42,6 +42,17 @@ FIX_ERRORS = error_responses(402, 422, described={
     503: "The workflow engine or its workers did not answer in time",
 })
 READ_ERRORS = error_responses(422, described={404: "No such AI session in your account, or no such fix in it"})
+
+
+def answered(ref: FixRef, result: FixCommandResult) -> FixOut | None:
+    """The fix after a command from what was read before it and what the command answered (no read after it);
+    None when the command answered no view (unchanged, or a run from before views)."""
+    if result.view is None or ref.created_at is None:
+        return None
+    return FixOut.model_validate({"id": ref.id, "session_id": ref.session_id, "source": ref.source,
+                                  "title": ref.title, "description": ref.description,
+                                  "confidence_pct": ref.confidence_pct, "created_at": ref.created_at,
+                                  **result.view.model_dump()})
 
 
 async def fix_out(session: AsyncSession, ref: FixRef) -> FixOut:
@@ -102,8 +113,7 @@ async def apply_fix(
     """Say the fix was applied: stamps `applied_at` once (again: 200, unchanged); the status stays proposed."""
 
     async def command() -> FixOut:
-        await commands.apply(fix, idem.key)
-        return await fix_out(session, fix)
+        return answered(fix, await commands.apply(fix, idem.key)) or await fix_out(session, fix)
 
     return await idem.run(command)
 
@@ -116,9 +126,9 @@ async def record_outcome(
     """Report how the fix went; `applied_pending` parks it and schedules reminders to you."""
 
     async def command() -> FixOut:
-        await commands.record_outcome(fix, OutcomeInput(outcome=body.outcome, notes=body.notes, by_user_id=user.id),
-                                      idem.key)
-        return await fix_out(session, fix)
+        result = await commands.record_outcome(
+            fix, OutcomeInput(outcome=body.outcome, notes=body.notes, by_user_id=user.id), idem.key)
+        return answered(fix, result) or await fix_out(session, fix)
 
     return await idem.run(command)
 

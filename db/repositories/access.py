@@ -47,7 +47,9 @@ def fix_lookup(session_id: uuid.UUID, fix_id: uuid.UUID) -> Lookup:
     on = and_(SuggestedFix.id == fix_id, SuggestedFix.session_id == session_id,
               SuggestedFix.account_id == User.account_id)
     return Lookup(SuggestedFix, on, _refs(SuggestedFix.id, SuggestedFix.session_id, SuggestedFix.account_id,
-                                          SuggestedFix.status, SuggestedFix.title))
+                                          SuggestedFix.status, SuggestedFix.title, SuggestedFix.source,
+                                          SuggestedFix.description, SuggestedFix.confidence_pct,
+                                          SuggestedFix.created_at))
 
 
 def handoff_lookup(session_id: uuid.UUID, handoff_id: uuid.UUID) -> Lookup:

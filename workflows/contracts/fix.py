@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -126,15 +126,46 @@ class ClearProposalInput(BaseModel):
     """`clear_ai_proposal`: the engineer rejected the AI's outcome proposal."""
 
 
+class FixView(BaseModel):
+    """What a command may change of a fix, as stored after it: with the columns the API read before the command
+    (title, description, …) it is the whole answer, so nothing is read after the command."""
+
+    status: FixStatus
+    applied_at: datetime | None = None
+    verified_at: datetime | None = None
+    partial_notes: str | None = None
+    failure_reason: str | None = None
+    pending_reason: str | None = None
+    ai_outcome_proposal: dict[str, Any] | None = None
+    superseded_at: datetime | None = None
+    updated_at: datetime
+    parked_at: datetime | None = None
+    next_reminder_at: datetime | None = None
+    verification_overdue_at: datetime | None = None
+
+
 class FixCommandResult(BaseModel):
-    """The fix's status after the command (the API reads the row for the full answer)."""
+    """The fix's status after the command, and its changeable columns as stored (None from runs before they were
+    answered: the API then reads the row)."""
 
     status: FixStatus
     changed: bool
     next_reminder_at: datetime | None = None
+    view: FixView | None = None
 
 
 # --- activities -------------------------------------------------------------------------------
+
+
+class ChangedFix(FixControl):
+    """A change's result: the workflow's new state, and the row's changeable columns for the caller's answer
+    (absent in results recorded before it existed, which are a bare FixControl)."""
+
+    view: FixView | None = None
+
+    def control(self) -> FixControl:
+        """The workflow's state alone (the view is an answer, not state to carry on)."""
+        return FixControl.model_validate(self.model_dump(exclude={"view", "next_reminder_at"}))
 
 
 class ApplyFixInput(BaseModel):
@@ -175,7 +206,7 @@ class FixNoticeResult(BaseModel):
 
 
 LOAD_FIX = persistence("persistence.load_fix", FixRef, LoadFixResult)
-APPLY_FIX = persistence("persistence.apply_fix", ApplyFixInput, FixControl)
-RECORD_OUTCOME = persistence("persistence.record_fix_outcome", RecordOutcomeInput, FixControl)
+APPLY_FIX = persistence("persistence.apply_fix", ApplyFixInput, ChangedFix)
+RECORD_OUTCOME = persistence("persistence.record_fix_outcome", RecordOutcomeInput, ChangedFix)
 CLEAR_AI_PROPOSAL = persistence("persistence.clear_ai_outcome_proposal", FixRef, FixCommandResult)
 SEND_FIX_NOTICE = persistence("persistence.fix_notice", FixNoticeInput, FixNoticeResult)
