@@ -187,7 +187,7 @@ WalkCommandsDep = Annotated[WalkCommands, Depends(get_walk_commands)]
 async def get_owned_walk(session_id: uuid.UUID, request: Request, settings: SettingsDep,
                          token: TokenDep) -> WalkRef:
     """The walk named in the path when it belongs to the caller's account (404 otherwise), read with the caller."""
-    return WalkRef(**await _owned(request, settings, token, walk_lookup(session_id), "Walk session not found"))
+    return WalkRef.of_row(await _owned(request, settings, token, walk_lookup(session_id), "Walk session not found"))
 
 
 OwnedWalk = Annotated[WalkRef, Depends(get_owned_walk)]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.common import SearchAttributePair
 from temporalio.workflow import UpdateMethodMultiParam
@@ -51,6 +52,16 @@ class WalkRef:
     session_kind: str
     category: str | None
     problem_text: str = ""
+    # Every column of the row as read with the caller (empty when the API has not read it): a step's answer is
+    # this plus what the step wrote.
+    row: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any]) -> WalkRef:
+        """The ref of a walk read whole."""
+        return cls(id=row["id"], account_id=row["account_id"], status=row["status"],
+                   session_kind=row["session_kind"], category=row["category"], problem_text=row["problem_text"],
+                   row=row)
 
 
 class WalkCommands:

@@ -153,16 +153,18 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
             if state.session_kind == "ai_build":
                 next_node = await self._ask_model(state, WalkedStep(node_id=pending.id, question=question,
                                                                      answer=inp.answer))
+            at = workflow.now()
             recorded = await RECORD_STEP(RecordStepInput(
                 session_id=state.id, node_id=pending.id, question=question,
-                answer=inp.answer, at=workflow.now(), next_node=next_node,
+                answer=inp.answer, at=at, next_node=next_node,
             ))
             served = recorded.pending_node
-            new = state.model_copy(update={"pending_node": served, "depth": recorded.depth,
-                                           "last_step_at": workflow.now()})
+            new = state.model_copy(update={"pending_node": served, "depth": recorded.depth, "last_step_at": at})
+            written = {"step": WalkedStep(node_id=pending.id, question=question, answer=inp.answer),
+                       "depth": recorded.depth, "last_step_at": at}
             if served.kind == "question":
-                return new, StepResult(next_node=served)
-            return new, StepResult(resolution=served)
+                return new, StepResult(next_node=served, **written)
+            return new, StepResult(resolution=served, **written)
 
         return await self.transition(lambda s: _check_step(s, inp), change)
 

@@ -47,7 +47,7 @@ from db.repositories.l1_sessions import WalkSessionRepository
 from db.repositories.users import UserRepository
 from services.l1_intake import escalate_without_walk, run_intake
 from services.walks import WalkRef
-from workflows.contracts.walk import WalkNote
+from workflows.contracts.walk import StepResult, WalkNote
 
 router = APIRouter(prefix="/l1", tags=["l1"], responses=error_responses(401, 403, 503))
 
@@ -65,6 +65,18 @@ async def _summary(session: AsyncSession, walk: WalkRef) -> SessionSummaryOut:
     if row is None:
         raise NotFound("Walk session not found")
     return SessionSummaryOut.model_validate(row)
+
+
+def _after_step(walk: WalkRef, result: StepResult) -> SessionSummaryOut | None:
+    """The walk after the step from the row read before it and what the step wrote; None when that cannot be
+    exact (a step of another request landed in between, or a run answered without what it wrote)."""
+    row = walk.row
+    if not row or result.step is None or result.depth is None or len(row["walked_path"]) + 1 != result.depth:
+        return None
+    return SessionSummaryOut.model_validate({
+        **row, "walked_path": [*row["walked_path"], result.step.model_dump()], "depth": result.depth,
+        "pending_node": result.next_node or result.resolution, "last_step_at": result.last_step_at,
+    })
 
 
 # --- flows and categories -----------------------------------------------------------------------
@@ -192,8 +204,8 @@ async def step(
 
     async def command() -> StepResponse:
         result = await walks.step(walk, body, idem.key)
-        return StepResponse(session=await _summary(session, walk), next_node=result.next_node,
-                            resolution=result.resolution)
+        return StepResponse(session=_after_step(walk, result) or await _summary(session, walk),
+                            next_node=result.next_node, resolution=result.resolution)
 
     return await idem.run(command)
 

@@ -31,8 +31,9 @@ class Lookup:
 def walk_lookup(session_id: uuid.UUID) -> Lookup:
     """The walk session `session_id` in the caller's account (what a walk command needs)."""
     on = and_(L1WalkSession.id == session_id, L1WalkSession.account_id == User.account_id)
-    return Lookup(L1WalkSession, on, _refs(L1WalkSession.id, L1WalkSession.account_id, L1WalkSession.status,
-                                           L1WalkSession.session_kind, L1WalkSession.category))
+    # Every column of the session summary: a step's answer is this row plus what the step changed, so the API
+    # reads nothing after the command.
+    return Lookup(L1WalkSession, on, _refs(*L1WalkSession.__table__.columns))
 
 
 def ai_session_lookup(session_id: uuid.UUID) -> Lookup:

@@ -140,10 +140,14 @@ class StepInput(BaseModel):
 
 
 class StepResult(BaseModel):
-    """The next question, or the resolution reached."""
+    """The next question, or the resolution reached; and what the step wrote, so the caller's answer is the walk
+    it read before plus this (None in results of runs from before they were answered: the API reads the row)."""
 
     next_node: WalkNode | None = None
     resolution: WalkNode | None = None
+    step: WalkedStep | None = None
+    depth: int | None = None
+    last_step_at: datetime | None = None
 
 
 class NotesInput(BaseModel):
