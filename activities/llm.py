@@ -19,6 +19,7 @@ from activities.session_bundle import chat_context, session_bundle
 from db.repositories.ai_sessions import SessionDocumentRepository
 from db.repositories.handoffs import HandoffRepository
 from db.repositories.llm_usage import LlmUsageRepository
+from db.session import unit_of_work
 from integrations.llm.base import LlmError, LlmProvider, LlmResult, LlmUsageReport, Operation
 from integrations.llm.pricing import estimate_cost
 from workflows.contracts.ai_session import (
@@ -180,7 +181,7 @@ class LlmActivities:
     ) -> None:
         cost = estimate_cost(usage)
         try:
-            async with self._session_factory() as session:
+            async with unit_of_work(self._session_factory) as session:
                 await LlmUsageRepository(session).record(
                     account_id=account_id, operation=operation, provider=usage.provider, model=usage.model,
                     subject_id=context.subject_id[:64] if context.subject_id else None,
@@ -188,7 +189,6 @@ class LlmActivities:
                     cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
                     latency_ms=usage.latency_ms, cost_usd=cost, succeeded=error is None, error=error,
                 )
-                await session.commit()
         except Exception:
             # Failing the activity here would repeat a call that was already paid for; log the row
             # loudly instead so it can be reconciled.

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.temporal import TemporalGateway
 from core.config import Settings
@@ -26,6 +26,7 @@ from db.repositories.access import (
     handoff_lookup,
     walk_lookup,
 )
+from db.session import unit_of_work
 from services.ai_sessions import AiSessionRef, FixCommands, FixRef, SessionCommands
 from services.handoffs import HandoffCommands, HandoffRef
 from services.psa_connections import PsaConnections
@@ -42,9 +43,25 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; routes commit what they change, anything else rolls back."""
-    async with request.app.state.session_factory() as session:
+    """The request's unit of work: it commits when the route returns and rolls back when it raises (a domain
+    error too). Routes and services flush at most. Function-scoped (`SessionDep`), so the commit runs before
+    the response is sent: a commit that fails is an error answer, never a 200."""
+    async with unit_of_work(request.app.state.session_factory) as session:
+        request.state.unit_of_work = session
         yield session
+
+
+def request_unit_of_work(request: Request) -> AsyncSession | None:
+    """The request's unit of work (`get_db`'s session) when the route opened one, else None."""
+    session: AsyncSession | None = getattr(request.state, "unit_of_work", None)
+    return session
+
+
+async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The process's session factory, for a short `unit_of_work` of a route's own (e.g. released before a slow
+    step, or kept although the request then fails)."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    return factory
 
 
 async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
@@ -60,7 +77,8 @@ async def get_temporal(request: Request) -> TemporalGateway:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_db)]
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db)]
 TemporalDep = Annotated[TemporalGateway, Depends(get_temporal)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]

@@ -10,6 +10,7 @@ request (its own answer, entity ids and workflow update ids), so nobody is ever 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -25,11 +26,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.deps import CurrentUser
+from api.deps import CurrentUser, request_unit_of_work
 from api.errors import EXAMPLES, status_for
 from api.schemas.common import ErrorOut, ValidationErrorOut
 from core.errors import Conflict, DomainError, UnprocessableRequest
 from db.repositories.idempotency import IdempotencyRepository
+from db.session import when_settled
 
 log = logging.getLogger(__name__)
 RETENTION = timedelta(hours=24)
@@ -60,8 +62,10 @@ class IdempotentCommand:
     """Runs one command under the request's key (or plainly when it has none)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], account_id: uuid.UUID,
-                 user_id: uuid.UUID, key: str | None, method: str, path: str, request_hash: str) -> None:
+                 user_id: uuid.UUID, key: str | None, method: str, path: str, request_hash: str,
+                 request_session: Callable[[], AsyncSession | None]) -> None:
         self._session_factory = session_factory
+        self._request_session = request_session
         self._account_id = account_id
         self._user_id = user_id
         self._client_key = key
@@ -97,8 +101,20 @@ class IdempotentCommand:
             await self._release()
             raise
         body = _jsonable(result)
-        await self._complete(status_code, body)
+        request_session = self._request_session()
+        if request_session is None:  # the command committed what it changed itself (a workflow, its own unit)
+            await self._complete(status_code, body)
+        else:
+            # Kept once the request's unit of work has committed what the command changed (released if that
+            # commit fails): a replayed answer always describes a change that happened.
+            when_settled(request_session, self._settle(status_code, body))
         return _response(body, status_code)
+
+    def _settle(self, status: int, body: Any) -> Callable[[bool], Awaitable[None]]:
+        async def settle(committed: bool) -> None:
+            await (self._complete(status, body) if committed else self._release())
+
+        return settle
 
     async def _claim(self) -> Response | None:
         assert self._client_key is not None
@@ -169,7 +185,7 @@ async def get_idempotent_command(
     """The request's idempotency context (the body is hashed only when a key was sent)."""
     request_hash = fingerprint(request.method, request.url.path, await request.body()) if key else ""
     return IdempotentCommand(request.app.state.session_factory, user.account_id, user.id, key, request.method,
-                             request.url.path, request_hash)
+                             request.url.path, request_hash, functools.partial(request_unit_of_work, request))
 
 
 Idempotent = Annotated[IdempotentCommand, Depends(get_idempotent_command)]

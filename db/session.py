@@ -1,8 +1,11 @@
-"""Engine and session factory for the async Postgres driver."""
+"""Engine and session factory for the async Postgres driver, and the unit of work that commits."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -10,6 +13,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from core.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def to_async_url(url: str) -> str:
@@ -110,3 +115,39 @@ def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSe
     Same pool as `make_session_factory`; nothing written through one of these is atomic with anything else.
     """
     return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
+# Told whether the unit of work committed (True) or rolled back (False).
+Settled = Callable[[bool], Awaitable[None]]
+_SETTLED = "rflow.when_settled"
+
+
+def when_settled(session: AsyncSession, callback: Settled) -> None:
+    """Have the unit of work that owns `session` call `callback(committed)` once it has committed or rolled back."""
+    session.info.setdefault(_SETTLED, []).append(callback)
+
+
+@asynccontextmanager
+async def unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose work commits when the block exits cleanly and rolls back when it raises (code inside
+    flushes at most); then its `when_settled` callbacks run."""
+    async with session_factory() as session:
+        try:
+            yield session
+            if session.in_transaction():  # a session nobody used (not even `add`) has nothing to commit
+                await session.commit()
+        except BaseException:
+            try:
+                await session.rollback()
+            finally:
+                await _settle(session, committed=False)
+            raise
+        await _settle(session, committed=True)
+
+
+async def _settle(session: AsyncSession, *, committed: bool) -> None:
+    for callback in session.info.pop(_SETTLED, []):
+        try:
+            await callback(committed)
+        except Exception:  # the outcome stands: a follow-up's failure must neither undo nor hide it
+            log.exception("a callback after the unit of work %s failed", "committed" if committed else "rolled back")

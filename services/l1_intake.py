@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import Conflict, NotFound
 from db.models import L1Category, L1Flow, User
 from db.repositories.l1_catalog import CategoryRepository, FlowRepository
 from db.repositories.l1_tickets import InternalTicketRepository
+from db.session import unit_of_work
 from services.walks import WalkCommands
 from workflows.contracts.llm import CategoryInfo, ClassifyIntakeInput, FlowSummary, LlmCallContext
 from workflows.contracts.walk import EscalateInput, EscalateResult, WalkCreate, WalkNode
@@ -56,19 +57,20 @@ class _Decision:
 
 
 async def _decide(
-    session: AsyncSession, walks: WalkCommands, user: User, problem: str, flow_id: uuid.UUID | None, adhoc: bool
+    sessions: async_sessionmaker[AsyncSession], walks: WalkCommands, user: User, problem: str,
+    flow_id: uuid.UUID | None, adhoc: bool,
 ) -> _Decision:
-    flows = FlowRepository(session)
     if adhoc:
         return _Decision("adhoc", None, "Ad hoc walk started: take notes, then resolve or escalate it.")
     if flow_id is not None:
-        flow = await flows.get_in_account(user.account_id, flow_id)
+        async with unit_of_work(sessions) as session:
+            flow = await FlowRepository(session).get_in_account(user.account_id, flow_id)
         if flow is None:
             raise NotFound("Flow not found")
         return _Decision("match", flow.category, f"Walking the flow you chose: '{flow.title}'.", flow)
-    categories = await CategoryRepository(session).list_for_account(user.account_id)
-    offered = await flows.list_for_account(user.account_id, limit=MAX_FLOWS_OFFERED, offset=0)
-    await session.commit()  # release the pooled connection while the model thinks
+    async with unit_of_work(sessions) as session:  # ended: the pooled connection is released while the model thinks
+        categories = await CategoryRepository(session).list_for_account(user.account_id)
+        offered = await FlowRepository(session).list_for_account(user.account_id, limit=MAX_FLOWS_OFFERED, offset=0)
     verdict = await walks.classify_intake(ClassifyIntakeInput(
         context=LlmCallContext(account_id=str(user.account_id)),
         problem=problem,
@@ -97,7 +99,7 @@ def _known(categories: Sequence[L1Category], name: str) -> L1Category | None:
 
 
 async def run_intake(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     walks: WalkCommands,
     user: User,
     ids: IdentityFor,
@@ -111,19 +113,20 @@ async def run_intake(
     """Decide, then (unless out of scope) let the walk's workflow create its session and serve the first node.
 
     Nothing is committed for a walk until its workflow runs: with Temporal down the caller gets a 503 and
-    no session; a retry with the same Idempotency-Key reaches the same session id (`ids`).
+    no session; a retry with the same Idempotency-Key reaches the same session id (`ids`). Each database step
+    is a short unit of work of its own (`sessions`): none is open while the model or the workflow runs.
     """
-    await CategoryRepository(session).ensure_defaults(user.account_id)
-    await session.commit()
-    decision = await _decide(session, walks, user, problem, flow_id, adhoc)
+    async with unit_of_work(sessions) as session:
+        await CategoryRepository(session).ensure_defaults(user.account_id)
+    decision = await _decide(sessions, walks, user, problem, flow_id, adhoc)
     if decision.outcome == "out_of_scope":
-        ticket = await InternalTicketRepository(session).create(
-            account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
-            customer_name=customer_name, customer_contact=customer_contact,
-        )
-        await session.commit()
+        async with unit_of_work(sessions) as session:
+            ticket = await InternalTicketRepository(session).create(
+                account_id=user.account_id, created_by_user_id=user.id, problem_statement=problem,
+                customer_name=customer_name, customer_contact=customer_contact,
+            )
         return IntakeOutcome("out_of_scope", ticket.id, decision.category, decision.message)
-    await session.commit()  # end the read transaction: no pooled connection waits on the workflow with us
+    # The read transactions have ended: no pooled connection waits on the workflow with us.
     walk = WalkCreate(
         session_id=ids.entity_id("session"), ticket_id=ids.entity_id("ticket"), account_id=user.account_id,
         created_by_user_id=user.id, session_kind=KIND_BY_OUTCOME[decision.outcome], category=decision.category,

@@ -39,7 +39,7 @@ RESOLVE_TIMEOUT_S = 5.0
 
 
 class PsaConnections:
-    """An account's PSA connections, for admins."""
+    """An account's PSA connections, for admins (writes are flushed; the caller's unit of work commits them)."""
 
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
@@ -67,7 +67,6 @@ class PsaConnections:
         except DuplicateConnection as exc:
             raise Conflict(f"This account is already connected to company {company_id} at {site_url}; delete "
                            "that connection first to replace its keys") from exc
-        await self.session.commit()
         log.info("account %s: PSA connection %s to %s (company %s) created", account_id, row.id, row.site_url,
                  row.company_id)
         return row
@@ -82,7 +81,6 @@ class PsaConnections:
     async def delete(self, row: PsaConnection) -> None:
         """Soft-delete: sessions linked to it can no longer post; the write-back log keeps it."""
         await self._repo.soft_delete(row, datetime.now(UTC))
-        await self.session.commit()
 
     async def test(self, row: PsaConnection) -> tuple[bool, str, str]:
         """(ok, stage, detail): reachability, then authentication."""

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response, status
 
-from api.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
+from api.deps import AdminUser, CurrentUser, SessionDep, SessionFactoryDep, SettingsDep
 from api.errors import error_responses
 from api.idempotency import Idempotent
 from api.schemas.account import (
@@ -31,6 +31,7 @@ from core.security import hash_password_async
 from db.models import ROLE_RANK, User
 from db.repositories.accounts import AccountRepository
 from db.repositories.users import UserRepository
+from db.session import unit_of_work
 
 log = logging.getLogger(__name__)
 MAX_STORED_PREFERENCES_BYTES = 64 * 1024
@@ -68,21 +69,22 @@ def _check_may_grant(actor: User, role: str) -> None:
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut,
              responses=error_responses(400, 403, described={409: "A user with this email already exists"},
                                        examples={409: "A user with this email already exists"}))
-async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep, idem: Idempotent) -> Response:
+async def create_user(body: CreateUserRequest, actor: AdminUser, session: SessionDep, sessions: SessionFactoryDep,
+                      idem: Idempotent) -> Response:
     """Add a user to the caller's account."""
 
     async def command() -> UserOut:
         _check_may_grant(actor, body.account_role)
-        users = UserRepository(session)
-        if await users.get_by_email(body.email) is not None:
+        # A short read of its own: no pooled connection is held while hashing.
+        async with unit_of_work(sessions) as check:
+            taken = await UserRepository(check).get_by_email(body.email) is not None
+        if taken:
             raise Conflict("A user with this email already exists")
-        await session.commit()  # no pooled connection is held while hashing
         hashed = await hash_password_async(body.password)
-        user = await users.create(  # raises Conflict when a concurrent request took the email meanwhile
+        user = await UserRepository(session).create(  # Conflict when a concurrent request took the email meanwhile
             account_id=actor.account_id, email=body.email, name=body.name,
             hashed_password=hashed, account_role=body.account_role,
         )
-        await session.commit()
         log.info("user %s added %s (%s) to account %s", actor.id, user.id, user.account_role, actor.account_id)
         return UserOut.model_validate(user)
 
@@ -112,7 +114,6 @@ async def update_user(
         if user.id == actor.id and (body.is_active is False or body.account_role not in (None, actor.account_role)):
             raise RuleViolation("You cannot deactivate or demote yourself; ask another admin")
         user = await UserRepository(session).update(user, account_role=body.account_role, is_active=body.is_active)
-        await session.commit()
         return UserOut.model_validate(user)
 
     return await idem.run(command)
@@ -130,7 +131,6 @@ async def delete_user(user_id: uuid.UUID, actor: AdminUser, session: SessionDep,
         if ROLE_RANK[user.account_role] > ROLE_RANK[actor.account_role]:
             raise Forbidden("You may not delete a user whose role is above yours")
         await UserRepository(session).soft_delete(user)
-        await session.commit()
         return None
 
     return await idem.run(command, status_code=status.HTTP_204_NO_CONTENT)
@@ -164,7 +164,6 @@ async def put_subscription(body: SubscriptionUpdate, session: SessionDep, settin
     if await repo.get(body.account_id) is None:
         raise NotFound("Account not found")
     sub = await repo.set_subscription(body.account_id, plan=body.plan, status=body.status)
-    await session.commit()
     log.info("billing set account %s subscription -> %s/%s", body.account_id, body.plan, body.status)
     return SubscriptionOut.model_validate(sub)
 
@@ -172,8 +171,8 @@ async def put_subscription(body: SubscriptionUpdate, session: SessionDep, settin
 @router.get("/settings", response_model=SettingsOut, responses=error_responses(403))
 async def get_settings_(actor: AdminUser, session: SessionDep) -> SettingsOut:
     """The account's preferences."""
+    # The row is created on first read for accounts made before settings existed (the request commits it).
     row = await AccountRepository(session).merge_preferences(actor.account_id, {})
-    await session.commit()  # the row is created on first read for accounts made before settings existed
     return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
 
 
@@ -200,10 +199,9 @@ async def put_settings(
         row = await AccountRepository(session).merge_preferences(actor.account_id, changes)
         stored = len(json.dumps(row.preferences))
         if stored > MAX_STORED_PREFERENCES_BYTES:  # many small PUTs of new keys must not grow it without end
-            await session.rollback()
+            # The error rolls the merge back with the rest of the request.
             raise RuleViolation(f"The account's preferences would be {stored:,} bytes as JSON; at most "
                                 f"{MAX_STORED_PREFERENCES_BYTES:,}: remove keys you no longer need (set them to null)")
-        await session.commit()
         return SettingsOut(preferences=row.preferences, updated_at=row.updated_at)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.deps import (
     ActiveSubscription,
@@ -19,6 +19,7 @@ from api.deps import (
     OwnedAiSession,
     SessionCommandsDep,
     SessionDep,
+    SessionFactoryDep,
     SettingsDep,
 )
 from api.errors import error_responses
@@ -43,6 +44,7 @@ from core.errors import NotFound, UnprocessableRequest
 from db.repositories.ai_sessions import AiSessionRepository, SessionDocumentRepository
 from db.repositories.psa import PsaConnectionRepository, PsaWritebackRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
+from db.session import unit_of_work
 from integrations.psa.factory import ticket_id_problem
 from services.ai_sessions import AiSessionRef
 from workflows.contracts.ai_session import (
@@ -83,13 +85,13 @@ async def session_out(session: AsyncSession, account_id: uuid.UUID, session_id: 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AiSessionOut, responses=SESSION_ERRORS)
 async def create_session(
-    body: AiSessionCreate, user: EngineerUser, session: SessionDep, commands: SessionCommandsDep, idem: Idempotent,
-    _paid: None = ActiveSubscription,
+    body: AiSessionCreate, user: EngineerUser, session: SessionDep, sessions: SessionFactoryDep,
+    commands: SessionCommandsDep, idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Open a session from the engineer's description of the problem, or from a PSA ticket's summary."""
     if body.psa_connection_id is not None:
-        connection = await PsaConnectionRepository(session).get_in_account(user.account_id, body.psa_connection_id)
-        await session.commit()
+        async with unit_of_work(sessions) as read:  # ended: no pooled connection waits on the workflow with us
+            connection = await PsaConnectionRepository(read).get_in_account(user.account_id, body.psa_connection_id)
         if connection is None:
             raise NotFound("PSA connection not found")
         problem = ticket_id_problem(connection.provider, body.psa_ticket_id or "")
@@ -161,10 +163,10 @@ async def send_message(
     return await idem.run(command)
 
 
-async def _preview(owned: AiSessionRef, kind: DocumentKind, session: AsyncSession,
+async def _preview(owned: AiSessionRef, kind: DocumentKind, sessions: async_sessionmaker[AsyncSession],
                    commands: SessionCommandsDep) -> PreviewOut:
-    cached = await SessionDocumentRepository(session).get(owned.id, kind, owned.state_version)
-    await session.commit()
+    async with unit_of_work(sessions) as read:  # ended: no pooled connection waits on the model with us
+        cached = await SessionDocumentRepository(read).get(owned.id, kind, owned.state_version)
     if cached is not None:  # an unchanged session costs no model call, whichever process wrote it
         return PreviewOut(markdown=cached.markdown, state_version=owned.state_version, from_cache=True)
     found = await commands.preview(owned, kind)
@@ -173,20 +175,20 @@ async def _preview(owned: AiSessionRef, kind: DocumentKind, session: AsyncSessio
 
 @router.post("/{session_id}/resolution-note/preview", response_model=PreviewOut, responses=SESSION_ERRORS)
 async def preview_resolution_note(
-    owned: OwnedAiSession, _: EngineerUser, session: SessionDep, commands: SessionCommandsDep,
+    owned: OwnedAiSession, _: EngineerUser, sessions: SessionFactoryDep, commands: SessionCommandsDep,
     _paid: None = ActiveSubscription,
 ) -> PreviewOut:
     """The customer-facing resolution note for the session as it stands (cached until the session changes)."""
-    return await _preview(owned, "resolution_note", session, commands)
+    return await _preview(owned, "resolution_note", sessions, commands)
 
 
 @router.post("/{session_id}/escalation-package/preview", response_model=PreviewOut, responses=SESSION_ERRORS)
 async def preview_escalation_package(
-    owned: OwnedAiSession, _: EngineerUser, session: SessionDep, commands: SessionCommandsDep,
+    owned: OwnedAiSession, _: EngineerUser, sessions: SessionFactoryDep, commands: SessionCommandsDep,
     _paid: None = ActiveSubscription,
 ) -> PreviewOut:
     """The internal escalation package for the next engineer (cached until the session changes)."""
-    return await _preview(owned, "escalation_package", session, commands)
+    return await _preview(owned, "escalation_package", sessions, commands)
 
 
 async def _post(owned: AiSessionRef, kind: DocumentKind, body: PostDocumentRequest, user_id: uuid.UUID,

@@ -58,7 +58,6 @@ async def review_proposal(
         status = "approved" if body.action == "approve" else "rejected"
         proposal = await repo.mark_reviewed(proposal, status=status, reviewer_id=user.id,
                                             flow_id=flow.id if flow else None)
-        await session.commit()
         return ProposalReviewResponse(proposal=ProposalOut.model_validate(proposal),
                                       flow=FlowOut.model_validate(flow) if flow else None)
 

@@ -27,6 +27,7 @@ from api.deps import (
     ReadSessionDep,
     SessionCommandsDep,
     SessionDep,
+    SessionFactoryDep,
     SettingsDep,
 )
 from api.errors import error_responses
@@ -42,6 +43,7 @@ from api.schemas.handoffs import (
 from core.errors import NotFound, RuleViolation, UnprocessableRequest
 from db.repositories.handoffs import HandoffRepository
 from db.repositories.users import UserRepository
+from db.session import unit_of_work
 from services.escalation_stream import EscalationBus, event_stream
 from workflows.contracts.handoff import HandoffRequest
 
@@ -129,14 +131,14 @@ async def escalation_stream(
 @router.post("/{session_id}/handoff", status_code=status.HTTP_201_CREATED, response_model=HandoffOut,
              responses=HANDOFF_ERRORS)
 async def create_handoff(
-    body: HandoffCreate, owned: OwnedAiSession, user: EngineerUser, session: SessionDep,
+    body: HandoffCreate, owned: OwnedAiSession, user: EngineerUser, session: SessionDep, sessions: SessionFactoryDep,
     commands: SessionCommandsDep, settings: SettingsDep, idem: Idempotent, _paid: None = ActiveSubscription,
 ) -> Response:
     """Park the session (paused; nobody is told) or escalate it (escalated; the team is emailed and the live
     queue hears of it at once). The AI assessment lands on the handoff a moment later."""
     if body.target_user_id is not None:
-        target = await UserRepository(session).engineers_in_account(user.account_id, only_ids=[body.target_user_id])
-        await session.commit()
+        async with unit_of_work(sessions) as read:  # ended: no pooled connection waits on the workflow with us
+            target = await UserRepository(read).engineers_in_account(user.account_id, only_ids=[body.target_user_id])
         if not target:
             raise NotFound("target_user_id is not an active engineer, admin or owner of your account")
         if body.target_user_id == user.id:

@@ -16,6 +16,7 @@ from api.deps import (
     OwnedWalk,
     ReadSessionDep,
     SessionDep,
+    SessionFactoryDep,
     WalkCommandsDep,
 )
 from api.errors import error_responses
@@ -92,7 +93,6 @@ async def create_flow(body: FlowCreate, user: AdminUser, session: SessionDep, id
             keywords=[k.lower() for k in body.keywords], tree=body.tree.model_dump(mode="json", exclude_none=True),
             created_by_user_id=user.id,
         )
-        await session.commit()
         return FlowOut.model_validate(flow)
 
     return await idem.run(command, status_code=status.HTTP_201_CREATED)
@@ -110,7 +110,6 @@ async def list_categories(user: AdminUser, session: SessionDep) -> list[Category
     """The account's categories (the defaults are created on first use)."""
     repo = CategoryRepository(session)
     await repo.ensure_defaults(user.account_id)
-    await session.commit()
     return [CategoryOut.model_validate(c) for c in await repo.list_for_account(user.account_id)]
 
 
@@ -133,7 +132,6 @@ async def patch_categories(
                                         f"{', '.join(sorted(map(str, missing)))}")
                 recipients = [str(u) for u in patch.escalation_recipient_ids]
             await repo.upsert(user.account_id, patch.name, in_scope=patch.in_scope, recipient_ids=recipients)
-        await session.commit()
         return [CategoryOut.model_validate(c) for c in await repo.list_for_account(user.account_id)]
 
     return await idem.run(command)
@@ -144,14 +142,14 @@ async def patch_categories(
 
 @router.post("/intake", response_model=IntakeResponse, responses=WALK_ERRORS)
 async def intake(
-    body: IntakeRequest, user: L1User, session: SessionDep, walks: WalkCommandsDep, idem: Idempotent,
+    body: IntakeRequest, user: L1User, sessions: SessionFactoryDep, walks: WalkCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Match a flow, build a walk with the AI, walk it ad hoc, or say it is out of L1 scope."""
 
     async def command() -> IntakeResponse:
         result = await run_intake(
-            session, walks, user, idem, problem=body.problem_statement, customer_name=body.customer_name,
+            sessions, walks, user, idem, problem=body.problem_statement, customer_name=body.customer_name,
             customer_contact=body.customer_contact, flow_id=body.flow_id, adhoc=body.adhoc,
         )
         return IntakeResponse(

@@ -39,7 +39,6 @@ async def read_all(user: CurrentUser, session: SessionDep, idem: Idempotent) -> 
 
     async def command() -> ReadAllOut:
         marked = await NotificationRepository(session).mark_all_read(user.id)
-        await session.commit()
         return ReadAllOut(marked=marked)
 
     return await idem.run(command)
@@ -54,7 +53,6 @@ async def read_one(notification_id: uuid.UUID, user: CurrentUser, session: Sessi
         row = await NotificationRepository(session).mark_read(user.id, notification_id)
         if row is None:
             raise NotFound("Notification not found")
-        await session.commit()
         return NotificationOut.model_validate(row)
 
     return await idem.run(command)
