@@ -83,6 +83,23 @@ class FixRef:
     created_at: datetime | None = None
 
 
+def session_start(ref: AiSessionRef, settings: Settings, *, creating: bool = False) -> StartSpec:
+    """How a command starts `session-{id}` when no run is serving it (every session command, a claim too)."""
+    return StartSpec(
+        run=TroubleshootingSessionWorkflow.run,
+        arg=SessionInput(session_id=ref.id, account_id=ref.account_id, created_by_update=creating,
+                         idle_timeout_s=settings.workflow_idle_unload_s),
+        id=session_workflow_id(ref.id),
+        search_attributes=(
+            SearchAttributePair(SA_ACCOUNT_ID, str(ref.account_id)),
+            SearchAttributePair(SA_STATUS, ref.status),
+            SearchAttributePair(SA_SESSION_KIND, f"ai_{ref.session_type}"),
+        ),
+        static_summary=f"AI {ref.session_type} session · {ref.problem_summary[:100]}",
+        creating=creating,
+    )
+
+
 class SessionCommands:
     """Sends each session command as update-with-start on `session-{id}`, so it always finds its workflow."""
 
@@ -155,22 +172,8 @@ class SessionCommands:
                     update: UpdateMethodMultiParam[[TroubleshootingSessionWorkflow, ParamT], ResultT],
                     arg: ParamT, key: str | None, *, creating: bool = False,
                     timeout_s: float = WRITE_RESULT_TIMEOUT_S) -> ResultT:
-        summary = f"AI {ref.session_type} session · {ref.problem_summary[:100]}"
-        start = StartSpec(
-            run=TroubleshootingSessionWorkflow.run,
-            arg=SessionInput(session_id=ref.id, account_id=ref.account_id, created_by_update=creating,
-                             idle_timeout_s=self._settings.workflow_idle_unload_s),
-            id=session_workflow_id(ref.id),
-            search_attributes=(
-                SearchAttributePair(SA_ACCOUNT_ID, str(ref.account_id)),
-                SearchAttributePair(SA_STATUS, ref.status),
-                SearchAttributePair(SA_SESSION_KIND, f"ai_{ref.session_type}"),
-            ),
-            static_summary=summary,
-            creating=creating,
-        )
         return await self._workflows.update(
-            start, update, arg, what="AI session", idempotency_key=key,
+            session_start(ref, self._settings, creating=creating), update, arg, what="AI session", idempotency_key=key,
             result_timeout_s=max(timeout_s, self._settings.workflow_call_timeout_s),
         )
 

@@ -1,27 +1,27 @@
-"""Commands on handoffs: the claim, sent as update-with-start on `handoff-{id}` (a finished run is reloaded)."""
+"""Commands on handoffs: the claim, sent to the session's workflow (`session-{id}`), which owns it."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from temporalio.common import SearchAttributePair
+from typing import Any
 
 from core.config import Settings
 from core.errors import Conflict, Forbidden
-from services.workflow_client import StartSpec, WorkflowClient
-from workflows.contracts.handoff import ClaimInput, ClaimResult, HandoffInput, claimed_conflict, handoff_workflow_id
-from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_STATUS
-from workflows.handoff import HandoffWorkflow
+from services.ai_sessions import AiSessionRef, session_start
+from services.workflow_client import WorkflowClient
+from workflows.contracts.handoff import ClaimHandoffCommand, ClaimResult, claimed_conflict
+from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 
-# A claim writes Postgres and makes the session active through its workflow: well within this.
+# A claim is one transaction in the session's workflow: well within this.
 CLAIM_RESULT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
 class HandoffRef:
-    """What a claim needs to know of a handoff before sending it (a short read)."""
+    """What a claim needs to know of a handoff and its session before sending it, and the handoff's columns the
+    answer shows besides the claim (read with the caller, in one statement)."""
 
     id: uuid.UUID
     session_id: uuid.UUID
@@ -31,10 +31,29 @@ class HandoffRef:
     claimed_by_user_id: uuid.UUID | None
     claimed_by_name: str | None
     claimed_at: datetime | None
+    session_status: str
+    session_type: str
+    problem_summary: str = ""
+    engineer_notes: str = ""
+    priority: str = "normal"
+    target_user_id: uuid.UUID | None = None
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    ai_assessment: str | None = None
+    ai_assessment_data: dict[str, Any] | None = None
+    assessment_status: str = "pending"
+    renotify_count: int = 0
+    created_at: datetime | None = None
+
+    def session(self) -> AiSessionRef:
+        """The session the handoff belongs to, as its commands name it."""
+        return AiSessionRef(id=self.session_id, account_id=self.account_id, status=self.session_status,
+                            session_type=self.session_type, state_version=0, psa_ticket_id=None,
+                            problem_summary=self.problem_summary)
 
 
 class HandoffCommands:
-    """Claims handoffs; the workflow decides the race, these checks only spare it requests that cannot win."""
+    """Claims handoffs; the session's workflow decides the race, these checks only spare it requests that cannot
+    win."""
 
     def __init__(self, workflows: WorkflowClient, settings: Settings) -> None:
         self._workflows = workflows
@@ -53,17 +72,9 @@ class HandoffCommands:
         if ref.claimed_at is None and ref.intent == "escalate" and ref.created_by_user_id == user_id:
             raise Forbidden("You escalated this session, so another engineer picks it up; you cannot claim your "
                             "own escalation")
-        start = StartSpec(
-            run=HandoffWorkflow.run,
-            arg=HandoffInput(handoff_id=ref.id, account_id=ref.account_id,
-                             idle_timeout_s=self._settings.workflow_idle_unload_s,
-                             assessment_timeout_s=self._settings.handoff_assessment_timeout_s),
-            id=handoff_workflow_id(ref.id),
-            search_attributes=(SearchAttributePair(SA_ACCOUNT_ID, str(ref.account_id)),
-                               SearchAttributePair(SA_STATUS, "claimed" if ref.claimed_at else "unclaimed")),
-            static_summary=f"{ref.intent.capitalize()} of AI session {ref.session_id}",
-        )
         return await self._workflows.update(
-            start, HandoffWorkflow.claim, ClaimInput(user_id=user_id, user_name=user_name[:200]), what="handoff",
-            idempotency_key=key, result_timeout_s=max(CLAIM_RESULT_TIMEOUT_S, self._settings.workflow_call_timeout_s),
+            session_start(ref.session(), self._settings), TroubleshootingSessionWorkflow.claim_handoff,
+            ClaimHandoffCommand(handoff_id=ref.id, user_id=user_id, user_name=user_name[:200]), what="AI session",
+            idempotency_key=key,
+            result_timeout_s=max(CLAIM_RESULT_TIMEOUT_S, self._settings.workflow_call_timeout_s),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -20,13 +21,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from db.models import AiSessionMessage, EscalationEvent, L1WalkNote, SessionHandoff
+from db.models import AiSession, AiSessionMessage, EscalationEvent, L1WalkNote, Notification, SessionHandoff
 from tests.handoffs.support import escalated, make_handoff_desk
-from tests.helpers import make_user, sent_until_served
+from tests.helpers import add_member, make_user, sent_until_served
 from tests.l1.support import adhoc_session, l1_tech
 from tests.stack import StackFactory
 from tests.workflows.task_drops import TaskDropper
 from worker import build_worker
+from workflows.contracts.handoff import QUERY_HANDOFF_STATE, HandoffControl
 
 
 async def _count(db: AsyncSession, query: Any) -> int:
@@ -114,3 +116,48 @@ async def test_one_claim_wins_once_when_tasks_are_dropped(
     await db.commit()
     assert await _count(db, select(func.count()).select_from(EscalationEvent).where(
         EscalationEvent.kind == "handoff_claimed")) == 1
+
+
+async def test_twenty_one_claimers_one_winner_whom_every_answer_names_when_tasks_are_dropped(
+    dropping: tuple[AsyncClient, TaskDropper], db: AsyncSession, temporal_client: Client
+) -> None:
+    """The session's workflow decides the claim with one local activity: a dropped task runs the claims again in
+    another order after the winner's write committed, and every answer still names the claimer the row names."""
+    client, dropper = dropping
+    dropper.every = 1  # a refused claim never completes: each drop follows a claim answered 200 (first or again)
+    desk = await make_handoff_desk(client, db)
+    session_id, handoff = await escalated(client, desk.engineer.headers)
+    extra = [await add_member(client, desk.owner.headers, role="engineer") for _ in range(18)]
+    claimers = [desk.owner.headers, desk.senior.headers, desk.admin.headers, *(m["headers"] for m in extra)]
+    url = f"/api/v1/ai-sessions/{session_id}/handoffs/{handoff['id']}/claim"
+    dropper.budget = 3
+    answers = await asyncio.gather(*(
+        sent_until_served(partial(client.post, url, headers={**h, "Idempotency-Key": f"claim-{i}"}))
+        for i, h in enumerate(claimers)))
+    assert dropper.dropped >= 1
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 20, [a.text for a in answers]
+    row = await db.get(SessionHandoff, uuid.UUID(handoff["id"]), populate_existing=True)
+    session_row = await db.get(AiSession, uuid.UUID(session_id), populate_existing=True)
+    await db.commit()
+    assert row is not None and row.claimed_at is not None and session_row is not None
+    won = next(a.json() for a in answers if a.status_code == 200)
+    assert won["claimed_by"] == str(row.claimed_by_user_id) and won["claimed_by_name"] == row.claimed_by_name
+    assert datetime.fromisoformat(won["claimed_at"]) == row.claimed_at
+    for answer in answers:
+        if answer.status_code == 409:
+            detail = answer.json()["detail"]
+            assert (detail["claimed_by_id"], detail["claimed_by_name"]) == (str(row.claimed_by_user_id),
+                                                                            row.claimed_by_name), detail
+            assert datetime.fromisoformat(detail["claimed_at"]) == row.claimed_at
+    assert session_row.status == "active"
+    assert await _count(db, select(func.count()).select_from(EscalationEvent).where(
+        EscalationEvent.handoff_id == row.id, EscalationEvent.kind == "handoff_claimed")) == 1
+    assert await _count(db, select(func.count()).select_from(Notification).where(
+        Notification.handoff_id == row.id, Notification.kind == "handoff_claimed")) == 1
+    # The handoff's own workflow heard of the claim (from the session's workflow, in the background).
+    handle = temporal_client.get_workflow_handle(f"handoff-{handoff['id']}")
+    async with asyncio.timeout(10):
+        while (await handle.query(QUERY_HANDOFF_STATE, result_type=HandoffControl)).claimed_at is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    state = await handle.query(QUERY_HANDOFF_STATE, result_type=HandoffControl)
+    assert (state.claimed_by_id, state.next_renotify_at) == (row.claimed_by_user_id, None)

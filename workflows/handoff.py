@@ -2,9 +2,10 @@
 
 The session workflow starts it when it records the handoff. It then asks the model for an assessment in the
 background (a slow or failing model never holds anything up), tells the team of an escalation, re-announces
-an unclaimed one on a durable timer (raising its priority each time), and serves `claim`: the first senior
-wins, the same senior again is a no-op, anyone else is refused with who won and when. Claiming makes the
-session active again through the session's own workflow, which owns the session row.
+an unclaimed one on a durable timer (raising its priority each time) until the session's workflow, which owns the
+claim, signals that it was claimed. Its own `claim` update (the claim before the session's workflow decided it)
+stays for runs in flight: the first senior wins, the same senior again is a no-op, anyone else is refused with who
+won and when, and the session is made active again through the session's own workflow.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ with workflow.unsafe.imports_passed_through():
         LOAD_HANDOFF,
         QUERY_HANDOFF_STATE,
         RESUME_SESSION,
+        SIGNAL_HANDOFF_CLAIMED,
         STORE_ASSESSMENT,
         AssessmentRequest,
         ClaimAndResumeInput,
         ClaimHandoffInput,
         ClaimInput,
         ClaimResult,
+        HandoffClaimed,
         HandoffControl,
         HandoffInput,
         HandoffNoticeInput,
@@ -160,6 +163,20 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
             raise claimed_conflict(reserved[0], reserved[1], reserved[2], workflow.now())
         if self._state is not None:
             _check_claim(self._state, inp, workflow.now())
+
+    @workflow.signal(name=SIGNAL_HANDOFF_CLAIMED)
+    async def claimed(self, inp: HandoffClaimed) -> None:
+        """The session's workflow recorded the claim (it owns it): stop re-announcing, show who picked it up."""
+        if not await self._exists():
+            return
+
+        async def change(state: HandoffControl) -> tuple[HandoffControl, None]:
+            if state.claimed_at is not None:
+                return state, None
+            return state.model_copy(update={"claimed_by_id": inp.claimed_by_id, "claimed_by_name": inp.claimed_by_name,
+                                            "claimed_at": inp.claimed_at, "next_renotify_at": None}), None
+
+        await self.transition(lambda _: None, change)
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.ai_session import (
@@ -43,29 +41,14 @@ with workflow.unsafe.imports_passed_through():
         summary_of,
     )
     from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, REJECT_UPSTREAM, reject
-    from workflows.contracts.handoff import (
-        CREATE_HANDOFF,
-        HANDOFF_WORKFLOW,
-        RESUME_SESSION_ROW,
-        CreateHandoffInput,
-        HandoffControl,
-        HandoffCreated,
-        HandoffInput,
-        HandoffRequest,
-        ResumeInput,
-        ResumeResult,
-        ResumeSessionRow,
-        handoff_workflow_id,
-        package_handoff_id,
-        package_notes,
-    )
     from workflows.contracts.llm import LlmCallContext
     from workflows.contracts.notify import EMAIL_NOTIFICATION, NotificationEmail
     from workflows.contracts.psa import PsaCloseResult, StatusRecheck, TicketRef
-    from workflows.contracts.search_attributes import SA_ACCOUNT_ID, SA_STATUS
+    from workflows.contracts.search_attributes import SA_STATUS
     from workflows.contracts.wording import counted
+    from workflows.session_handoffs import SessionHandoffs, require_active
     from workflows.session_writeback import read_ticket_for_intake, recheck_status, write_back
-    from workflows.skeleton import Deadline, EntityWorkflow, command_id, history_is_long
+    from workflows.skeleton import Deadline, command_id, history_is_long
 
 OPEN_STATUSES = ("active", "paused")
 # Statuses whose run stays for the idle period: open ones, and an escalation waiting for its claim.
@@ -73,7 +56,7 @@ HELD_STATUSES = (*OPEN_STATUSES, "escalated")
 
 
 @workflow.defn
-class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
+class TroubleshootingSessionWorkflow(SessionHandoffs):
     """The conversation of one AI session and its local close (resolved / escalated)."""
 
     _entity = "AI session"
@@ -201,12 +184,12 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
             added = await ADD_FIX(AddFixInput(session_id=state.id, draft=inp, at=workflow.now()))
             return state.model_copy(update={"last_activity_at": workflow.now()}), added
 
-        return await self.transition(_require_active, change)
+        return await self.transition(require_active, change)
 
     @add_fix.validator
     def _validate_add_fix(self, inp: FixDraft) -> None:
         if self._state is not None:
-            _require_active(self._state)
+            require_active(self._state)
 
     @workflow.update
     async def close_local(self, inp: CloseInput) -> CloseResult:
@@ -216,8 +199,8 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
             closed = await CLOSE_SESSION(CloseSessionInput(session_id=state.id, kind=inp.kind, markdown=inp.markdown,
                                                            by_user_id=inp.by_user_id, at=workflow.now()))
             new = state.model_copy(update={"status": closed.session_status, "last_activity_at": workflow.now()})
-            await self._package_handoff(new, inp, closed.state_version)
-            return new, closed
+            handoff = await self._package_handoff(new, inp, closed.state_version)
+            return (new.model_copy(update={"handoff": handoff}) if handoff else new), closed
 
         return await self.transition(lambda s: _check_close(s, inp), change)
 
@@ -237,8 +220,8 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
                 pending = recheck  # the later one is loaded from Postgres once the earlier is done
             new = state.model_copy(update={"status": result.session_status, "last_activity_at": workflow.now(),
                                            "status_recheck": pending})
-            await self._package_handoff(new, inp, result.state_version)
-            return new, result
+            handoff = await self._package_handoff(new, inp, result.state_version)
+            return (new.model_copy(update={"handoff": handoff}) if handoff else new), result
 
         return await self.transition(lambda s: _check_post(s, inp), change)
 
@@ -247,53 +230,7 @@ class TroubleshootingSessionWorkflow(EntityWorkflow[SessionControl]):
         if self._state is not None:
             _check_post(self._state, inp)
 
-    @workflow.update
-    async def hand_off(self, inp: HandoffRequest) -> HandoffCreated:
-        """Park (paused, private) or escalate (escalated, the team told) the session; its handoff gets a workflow."""
-
-        async def change(state: SessionControl) -> tuple[SessionControl, HandoffControl]:
-            created = await CREATE_HANDOFF(CreateHandoffInput(session_id=state.id, request=inp, at=workflow.now()))
-            await _start_handoff(state, inp, created)
-            status = "escalated" if inp.intent == "escalate" else "paused"
-            return state.model_copy(update={"status": status, "last_activity_at": workflow.now()}), created
-
-        created = await self.transition(_require_active, change)
-        return HandoffCreated(handoff=created, session_status=self.current.status)
-
-    @hand_off.validator
-    def _validate_hand_off(self, inp: HandoffRequest) -> None:
-        if self._state is not None:
-            _require_active(self._state)
-
-    @workflow.update
-    async def resume(self, inp: ResumeInput) -> ResumeResult:
-        """A claimed handoff makes the session active again (idempotent; a resolved session stays resolved)."""
-
-        async def change(state: SessionControl) -> tuple[SessionControl, ResumeResult]:
-            if state.status not in ("paused", "escalated"):
-                return state, ResumeResult(session_status=state.status, resumed=False)
-            result = await RESUME_SESSION_ROW(ResumeSessionRow(session_id=state.id, handoff_id=inp.handoff_id,
-                                                               at=workflow.now()))
-            return state.model_copy(update={"status": result.session_status,
-                                            "last_activity_at": workflow.now()}), result
-
-        return await self.transition(lambda _: None, change)
-
     # --- helpers ----------------------------------------------------------------------------
-
-    async def _package_handoff(self, state: SessionControl, inp: CloseInput, version: int) -> None:
-        """Escalating by posting the escalation package is escalating: the handoff `hand_off` would make (the
-        queue, its event, the team told, a claim to pick it up), in the same update as the post."""
-        if (inp.kind != "escalation_package" or state.status != "escalated"
-                or not workflow.patched("escalation-package-hands-off")):
-            return
-        request = HandoffRequest(
-            handoff_id=package_handoff_id(state.id, version), intent="escalate",
-            engineer_notes=package_notes(inp.markdown), by_user_id=inp.by_user_id,
-            idle_timeout_s=self._input.idle_timeout_s, assessment_timeout_s=inp.assessment_timeout_s)
-        created = await CREATE_HANDOFF(CreateHandoffInput(session_id=state.id, request=request, at=workflow.now(),
-                                                          package_posted=True))
-        await _start_handoff(state, request, created)
 
     @staticmethod
     def _serving(state: SessionControl) -> bool:
@@ -360,26 +297,8 @@ def _details(state: SessionControl) -> str:
             f"{state.confidence_tier} ({state.confidence:.0%}) · {state.problem_summary[:80]}")
 
 
-async def _start_handoff(state: SessionControl, inp: HandoffRequest, created: HandoffControl) -> None:
-    """Start the handoff's workflow, abandoned on close: it outlives this run (which may end at once)."""
-    await workflow.start_child_workflow(
-        HANDOFF_WORKFLOW, HandoffInput(handoff_id=created.id, account_id=state.account_id,
-                                       idle_timeout_s=inp.idle_timeout_s,
-                                       assessment_timeout_s=inp.assessment_timeout_s, state=created),
-        id=handoff_workflow_id(created.id), parent_close_policy=ParentClosePolicy.ABANDON,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(SA_ACCOUNT_ID, str(state.account_id)),
-                                                 SearchAttributePair(SA_STATUS, "unclaimed")]),
-        static_summary=f"{inp.intent.capitalize()} of AI session {state.id} · {state.problem_summary[:100]}",
-    )
-
-
-def _require_active(state: SessionControl) -> None:
-    if state.status != "active":
-        raise reject(REJECT_CONFLICT, f"This AI session is {state.status}; only active sessions change")
-
-
 def _check_message(state: SessionControl) -> None:
-    _require_active(state)
+    require_active(state)
     if state.message_count + 2 > MAX_MESSAGES_PER_SESSION:
         raise reject(REJECT_RULE, f"This session reached its limit of {MAX_MESSAGES_PER_SESSION} messages; "
                                   "post its resolution note or escalate it, then open a new session")

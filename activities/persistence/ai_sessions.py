@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.persistence.guard import refused_values_rejected
+from activities.persistence.handoffs import latest_handoff_of
 from activities.persistence.writebacks import pending_recheck
 from db.models import AiSession
 from db.repositories.ai_sessions import AiSessionRepository
+from db.repositories.handoffs import HandoffRepository
 from db.repositories.psa import PsaWritebackRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from workflows.contracts.ai_session import (
@@ -84,7 +86,9 @@ class SessionPersistence:
                 return LoadSessionResult()
             due = await PsaWritebackRepository(session).due_recheck(row.id)
             recheck = pending_recheck(due) if due is not None else None
-            return LoadSessionResult(control=session_control(row).model_copy(update={"status_recheck": recheck}))
+            latest = await HandoffRepository(session).latest_for_session(row.id)
+            return LoadSessionResult(control=session_control(row).model_copy(update={
+                "status_recheck": recheck, "handoff": latest_handoff_of(latest) if latest is not None else None}))
 
     @activity.defn(name=RECORD_TURN.name)
     async def record_turn(self, inp: RecordTurnInput) -> RecordTurnResult:

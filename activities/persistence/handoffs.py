@@ -1,4 +1,4 @@
-"""Handoff `persistence.*` activities: create (for the session workflow), claim, notices, assessment, resume.
+"""Handoff `persistence.*` activities: create and claim (for the session workflow), notices, assessment, resume.
 
 Each call is one transaction and safe to retry: a handoff is inserted once per id, a claim is recorded once,
 notifications and escalation events carry dedupe keys. Events are logged in the transaction of the change they
@@ -28,9 +28,10 @@ from db.repositories.notifications import NotificationRepository
 from db.repositories.suggested_fixes import SuggestedFixRepository
 from db.repositories.users import UserRepository
 from workflows.contracts.ai_session import SUMMARY_CHARS
-from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, reject
+from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_RULE, reject
 from workflows.contracts.handoff import (
     CLAIM_HANDOFF,
+    CLAIM_SESSION_HANDOFF,
     CREATE_HANDOFF,
     DEFAULT_RENOTIFY_AFTER,
     HANDOFF_NOTICE,
@@ -41,14 +42,17 @@ from workflows.contracts.handoff import (
     USER_NAME_CHARS,
     ClaimHandoffInput,
     ClaimRecorded,
+    ClaimSessionHandoff,
     CreateHandoffInput,
     HandoffControl,
     HandoffNoticeInput,
     HandoffNoticeResult,
     HandoffRef,
+    LatestHandoff,
     LoadHandoffResult,
     ResumeResult,
     ResumeSessionRow,
+    SessionHandoffClaimed,
     StoreAssessmentInput,
     claimed_conflict,
     raised,
@@ -71,6 +75,17 @@ def handoff_control(row: SessionHandoff, problem_summary: str, session_status: s
     )
 
 
+def latest_handoff_of(row: SessionHandoff) -> LatestHandoff:
+    """The session workflow's view of a handoff row."""
+    return LatestHandoff(id=row.id, intent=row.intent, created_by_user_id=row.created_by_user_id,
+                         claimed_by_id=row.claimed_by_user_id, claimed_by_name=row.claimed_by_name,
+                         claimed_at=row.claimed_at)
+
+
+class _NotClaimed(Exception):
+    """The guarded claim wrote nothing: roll the transaction back (the session too) and answer from the row."""
+
+
 def _event_data(row: SessionHandoff, **extra: Any) -> dict[str, Any]:
     return {"handoff_id": str(row.id), "session_id": str(row.session_id), **extra}
 
@@ -83,8 +98,8 @@ class HandoffPersistence:
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker."""
-        return [self.create_handoff, self.load_handoff, self.claim_handoff, self.handoff_notice,
-                self.store_handoff_assessment, self.resume_ai_session]
+        return [self.create_handoff, self.load_handoff, self.claim_handoff, self.claim_handoff_and_resume,
+                self.handoff_notice, self.store_handoff_assessment, self.resume_ai_session]
 
     @activity.defn(name=CREATE_HANDOFF.name)
     async def create_handoff(self, inp: CreateHandoffInput) -> HandoffControl:
@@ -171,6 +186,60 @@ class HandoffPersistence:
             log.info("handoff %s claimed by %s", row.id, inp.user_id)
             return ClaimRecorded(control=handoff_control(row, owner.problem_summary), emails=emails)
 
+    @activity.defn(name=CLAIM_SESSION_HANDOFF.name)
+    async def claim_handoff_and_resume(self, inp: ClaimSessionHandoff) -> SessionHandoffClaimed:
+        """For the session's workflow: record the claim and make the session active again in one transaction,
+        log `handoff_claimed` and tell whoever handed it off. A handoff claimed already (by anyone, this call's
+        own earlier attempt included) changes nothing: the answer names the claimer the row names."""
+        async with self._session_factory() as session:
+            try:
+                async with session.begin(), refused_values_rejected():
+                    return await self._claim(session, inp)
+            except _NotClaimed:
+                pass
+            async with session.begin(), refused_values_rejected():
+                return await self._as_claimed(session, inp)
+
+    async def _claim(self, session: AsyncSession, inp: ClaimSessionHandoff) -> SessionHandoffClaimed:
+        sessions = AiSessionRepository(session)
+        # The session row first (the guarded update locks it): every writer's lock order.
+        owner = await sessions.reopen(inp.session_id, inp.at) or await sessions.locked(inp.session_id)
+        if owner is None:
+            raise reject(REJECT_NOT_FOUND, f"AI session {inp.session_id} no longer exists")
+        row = None if owner.status == "resolved" else await HandoffRepository(session).claim_unclaimed(
+            inp.handoff_id, inp.session_id, user_id=inp.user_id, user_name=inp.user_name, at=inp.at)
+        if row is None:
+            raise _NotClaimed
+        creator = await UserRepository(session).active_in_account(row.account_id, _creator(row, inp.user_id))
+        emails = await self._tell(session, row, owner, "handoff_claimed", creator,
+                                  dedupe=f"handoff:{row.id}:claimed", claimer=inp.user_name)
+        if row.intent == "escalate":
+            await EscalationEventRepository(session).publish(
+                account_id=row.account_id, kind="handoff_claimed", handoff_id=row.id,
+                data=_event_data(row, claimed_by_id=str(inp.user_id)), dedupe_key=f"handoff:{row.id}:claimed")
+        log.info("handoff %s claimed by %s; session %s %s", row.id, inp.user_id, owner.id, owner.status)
+        return SessionHandoffClaimed(handoff=latest_handoff_of(row), changed=True, session_status=owner.status,
+                                     emails=emails)
+
+    async def _as_claimed(self, session: AsyncSession, inp: ClaimSessionHandoff) -> SessionHandoffClaimed:
+        """Nothing was written: the handoff as the row has it (claimed), or why it cannot be claimed."""
+        owner, row = await _locked(session, inp.handoff_id)
+        if row.session_id != inp.session_id:
+            raise reject(REJECT_NOT_FOUND, f"Handoff {inp.handoff_id} is not one of this session's")
+        if row.claimed_at is None:
+            if owner.status == "resolved":
+                raise reject(REJECT_CONFLICT, "This session was resolved meanwhile; there is nothing to pick up")
+            raise reject(REJECT_RULE, "You escalated this session; another engineer picks it up")
+        # A claim that committed while its workflow task was lost leaves its emails unsent: the first answer that
+        # adopts the row's claimer sends those never tried (the in-app notification is there already).
+        claimer = row.claimed_by_user_id
+        creator = await UserRepository(session).active_in_account(
+            row.account_id, _creator(row, claimer) if claimer else [])
+        emails = await self._tell(session, row, owner, "handoff_claimed", creator, dedupe=f"handoff:{row.id}:claimed",
+                                  claimer=row.claimed_by_name or "", untried_only=True)
+        return SessionHandoffClaimed(handoff=latest_handoff_of(row), changed=False, session_status=owner.status,
+                                     emails=emails)
+
     @activity.defn(name=HANDOFF_NOTICE.name)
     async def handoff_notice(self, inp: HandoffNoticeInput) -> HandoffNoticeResult:
         """Tell the team of an escalation; on a re-announcement also raise its priority and schedule the next."""
@@ -244,7 +313,8 @@ class HandoffPersistence:
             return ResumeResult(session_status="active", resumed=True)
 
     async def _tell(self, session: AsyncSession, row: SessionHandoff, owner: AiSession, kind: str,
-                    recipients: Sequence[User], *, dedupe: str, claimer: str = "") -> list[NotificationEmail]:
+                    recipients: Sequence[User], *, dedupe: str, claimer: str = "",
+                    untried_only: bool = False) -> list[NotificationEmail]:
         title, body = notice_text(kind, row, owner, claimer)
         notifications = NotificationRepository(session)
         emails = []
@@ -252,7 +322,7 @@ class HandoffPersistence:
             note = await notifications.create_once(
                 account_id=row.account_id, user_id=user.id, kind=kind, title=title, body=body,
                 session_id=row.session_id, handoff_id=row.id, dedupe_key=dedupe)
-            if note.email_status != "sent":
+            if note.email_status is None if untried_only else note.email_status != "sent":
                 emails.append(NotificationEmail(notification_id=note.id, to=user.email, subject=note.title,
                                                 body=body))
         return emails

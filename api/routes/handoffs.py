@@ -1,7 +1,7 @@
 """Handoffs and the escalation queue: park or escalate a session, list, claim, and the live stream.
 
 Parking and escalating go through the session's workflow (it owns the session row and starts the handoff's
-workflow); a claim goes to `handoff-{id}`, which decides the race. Reads come from Postgres; the stream is
+workflow), and so does a claim: the session's workflow decides the race. Reads come from Postgres; the stream is
 fed by the process's LISTEN connection and resumes from the event log.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -24,7 +25,6 @@ from api.deps import (
     HandoffCommandsDep,
     OwnedAiSession,
     OwnedHandoff,
-    ReadSessionDep,
     SessionCommandsDep,
     SessionDep,
     SessionFactoryDep,
@@ -176,14 +176,17 @@ async def list_handoffs(owned: OwnedAiSession, _: EngineerUser, session: Session
                         "claimed_at": "2026-03-02T14:31:48.120000+00:00"}}),
 )
 async def claim_handoff(
-    handoff: OwnedHandoff, user: EngineerUser, session: ReadSessionDep, commands: HandoffCommandsDep, idem: Idempotent,
+    handoff: OwnedHandoff, user: EngineerUser, commands: HandoffCommandsDep, idem: Idempotent,
     _paid: None = ActiveSubscription,
 ) -> Response:
     """Pick the handoff up: the first claimer owns it and the session is active again; the same claimer again
     gets the same answer; anyone else gets 409 naming who won and when."""
 
     async def command() -> HandoffOut:
-        await commands.claim(handoff, user.id, user.name, idem.key)
-        return await handoff_out(session, handoff.id)
+        claimed = await commands.claim(handoff, user.id, user.name, idem.key)
+        # The handoff as read with the caller, and the claim as the session's workflow recorded it: no read after.
+        return HandoffOut.model_validate({**asdict(handoff), "claimed_by_user_id": claimed.claimed_by_id,
+                                          "claimed_by_name": claimed.claimed_by_name,
+                                          "claimed_at": claimed.claimed_at})
 
     return await idem.run(command)

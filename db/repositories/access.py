@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, join, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 
@@ -54,14 +54,19 @@ def fix_lookup(session_id: uuid.UUID, fix_id: uuid.UUID) -> Lookup:
 
 
 def handoff_lookup(session_id: uuid.UUID, handoff_id: uuid.UUID) -> Lookup:
-    """The handoff `handoff_id` of session `session_id` in the caller's account."""
+    """The handoff `handoff_id` of session `session_id` in the caller's account, with what its session's workflow
+    is started with; every column a claim answers besides the claim, so the API reads nothing after it."""
     on = and_(SessionHandoff.id == handoff_id, SessionHandoff.session_id == session_id,
               SessionHandoff.account_id == User.account_id)
-    return Lookup(SessionHandoff, on, _refs(
-        SessionHandoff.id, SessionHandoff.session_id, SessionHandoff.account_id, SessionHandoff.intent,
-        SessionHandoff.created_by_user_id, SessionHandoff.claimed_by_user_id, SessionHandoff.claimed_by_name,
-        SessionHandoff.claimed_at,
-    ))
+    return Lookup(join(SessionHandoff, AiSession, AiSession.id == SessionHandoff.session_id), on, [
+        *_refs(SessionHandoff.id, SessionHandoff.session_id, SessionHandoff.account_id, SessionHandoff.intent,
+               SessionHandoff.created_by_user_id, SessionHandoff.claimed_by_user_id, SessionHandoff.claimed_by_name,
+               SessionHandoff.claimed_at, SessionHandoff.engineer_notes, SessionHandoff.priority,
+               SessionHandoff.target_user_id, SessionHandoff.snapshot, SessionHandoff.ai_assessment,
+               SessionHandoff.ai_assessment_data, SessionHandoff.assessment_status, SessionHandoff.renotify_count,
+               SessionHandoff.created_at, AiSession.session_type, AiSession.problem_summary),
+        AiSession.status.label("ref_session_status"),
+    ])
 
 
 def _refs(*columns: Any) -> list[Label[Any]]:

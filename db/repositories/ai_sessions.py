@@ -117,6 +117,16 @@ class AiSessionRepository(AccountScopedRepository[AiSession]):
         await self.session.execute(update(AiSession).where(AiSession.id == session_id).values(**values)
                                    .execution_options(synchronize_session=False))
 
+    async def reopen(self, session_id: uuid.UUID, at: datetime) -> AiSession | None:
+        """Make a parked or escalated session active again (guarded by its status, so the row is locked too); the
+        row as changed, or None when it was neither."""
+        found: AiSession | None = await self.session.scalar(
+            update(AiSession).where(AiSession.id == session_id, AiSession.status.in_(("paused", "escalated")))
+            .values(status="active", state_version=AiSession.state_version + 1, last_activity_at=at)
+            .returning(AiSession)
+            .execution_options(populate_existing=True, synchronize_session=False))
+        return found
+
     async def bump_version(self, session_id: uuid.UUID, at: datetime) -> int:
         """Count one accepted change of the session (previews are cached by the version)."""
         version = await self.session.scalar(

@@ -1,4 +1,4 @@
-"""Handoffs: created by the session workflow's activity, changed only by `HandoffWorkflow`'s, read by the API."""
+"""Handoffs: created and claimed by the session workflow's activities, otherwise changed by `HandoffWorkflow`'s."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import AiSession, SessionHandoff, User
@@ -32,6 +32,29 @@ class HandoffRepository(AccountScopedRepository[SessionHandoff]):
         found: SessionHandoff | None = await self.session.scalar(
             select(SessionHandoff).where(SessionHandoff.session_id == session_id,
                                          SessionHandoff.claimed_at.is_(None)))
+        return found
+
+    async def latest_for_session(self, session_id: uuid.UUID) -> SessionHandoff | None:
+        """The session's newest handoff, if any."""
+        found: SessionHandoff | None = await self.session.scalar(
+            select(SessionHandoff).where(SessionHandoff.session_id == session_id)
+            .order_by(SessionHandoff.created_at.desc(), SessionHandoff.id.desc()).limit(1))
+        return found
+
+    async def claim_unclaimed(self, handoff_id: uuid.UUID, session_id: uuid.UUID, *, user_id: uuid.UUID,
+                              user_name: str, at: datetime) -> SessionHandoff | None:
+        """Record the claim unless the handoff is claimed already (or the claimer escalated it): one guarded
+        UPDATE … RETURNING. The row as claimed, or None when nothing was written."""
+        found: SessionHandoff | None = await self.session.scalar(
+            update(SessionHandoff)
+            .where(SessionHandoff.id == handoff_id, SessionHandoff.session_id == session_id,
+                   SessionHandoff.claimed_at.is_(None),  # the escalator never picks up their own escalation
+                   or_(SessionHandoff.intent != "escalate",
+                       SessionHandoff.created_by_user_id.is_distinct_from(user_id)))
+            .values(claimed_by_user_id=user_id, claimed_by_name=user_name, claimed_at=at, next_renotify_at=None,
+                    updated_at=at)
+            .returning(SessionHandoff)
+            .execution_options(populate_existing=True, synchronize_session=False))
         return found
 
     async def locked(self, handoff_id: uuid.UUID) -> SessionHandoff | None:

@@ -305,6 +305,24 @@ async def test_a_claim_after_the_escalated_run_ended_starts_one_that_keeps_servi
     await _claimer_works_in_run(client, desk.senior.headers, session_id, workflow, resumed.run_id)
 
 
+async def test_a_claim_whose_handoff_workflow_ended_is_recorded_and_the_session_run_keeps_serving(
+    client: AsyncClient, db: AsyncSession, temporal_client: Client
+) -> None:
+    """The session's workflow owns the claim; telling `handoff-{id}` is best-effort (a run it starts loads the row)."""
+    desk = await make_handoff_desk(client, db)
+    session_id, handoff = await escalated(client, desk.engineer.headers)
+    await temporal_client.get_workflow_handle(f"handoff-{handoff['id']}").terminate(reason="test: as if idle")
+    workflow = temporal_client.get_workflow_handle(f"session-{session_id}")
+    held = await workflow.describe()
+
+    answer = await claim(client, desk.senior.headers, session_id, handoff["id"])
+    assert answer.status_code == 200, answer.text
+    won = answer.json()
+    assert won["claimed_by"] == desk.senior.id and won["engineer_notes"] == handoff["engineer_notes"]
+    assert (await _session_row(db, session_id)).status == "active"
+    await _claimer_works_in_run(client, desk.senior.headers, session_id, workflow, held.run_id)
+
+
 async def _claimer_works_in_run(client: AsyncClient, headers: dict[str, str], session_id: str,
                                 workflow: WorkflowHandle[Any, Any], run_id: str | None) -> None:
     """The claimer's next command succeeds, and the session's workflow is still run `run_id`, running."""

@@ -91,7 +91,7 @@ async def escalation(
             env=env, handoff_id=handoff.id, handoffs=HandoffCommands(workflows, custom),
             ref=HandoffRef(id=handoff.id, session_id=handoff.session_id, account_id=handoff.account_id,
                            intent="escalate", created_by_user_id=handoff.created_by_user_id, claimed_by_user_id=None,
-                           claimed_by_name=None, claimed_at=None),
+                           claimed_by_name=None, claimed_at=None, session_status="escalated", session_type="chat"),
             senior_id=uuid.UUID(desk.senior.id), sink=sink, session_factory=session_factory,
         )
         # A timer left behind on a queue nobody polls any more stalls the shared server's clock for later tests.

@@ -14,6 +14,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, Field
 
 from workflows.contracts.common import ActivityRef, persistence
+from workflows.contracts.handoff import LatestHandoff
 from workflows.contracts.llm import (
     LLM_RETRY_POLICY,
     LLM_SCHEDULE_TO_CLOSE,
@@ -76,6 +77,8 @@ class SessionControl(BaseModel):
     last_activity_at: datetime
     status_recheck: StatusRecheck | None = Field(
         default=None, description="A verified PSA status still to be re-read (drift watch), if any.")
+    handoff: LatestHandoff | None = Field(
+        default=None, description="The session's latest handoff (its claim is decided here), if any.")
 
 
 class SessionCreate(BaseModel):

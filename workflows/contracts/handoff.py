@@ -35,6 +35,7 @@ USER_NAME_CHARS = 200
 
 HANDOFF_WORKFLOW = "HandoffWorkflow"
 QUERY_HANDOFF_STATE = "handoff_state"
+SIGNAL_HANDOFF_CLAIMED = "handoff_claimed"
 # The default pause before an unclaimed escalation is re-announced (account preference `handoff_renotify_after`).
 DEFAULT_RENOTIFY_AFTER = timedelta(minutes=30)
 
@@ -101,6 +102,24 @@ class HandoffControl(BaseModel):
     renotify_every_s: int = Field(default=int(DEFAULT_RENOTIFY_AFTER.total_seconds()), ge=1)
     renotify_count: int = 0
     session_closed: bool = Field(default=False, description="The session was resolved meanwhile: nothing to claim.")
+
+
+class LatestHandoff(BaseModel):
+    """The session workflow's view of its latest handoff: enough to answer a claim without a read."""
+
+    id: uuid.UUID
+    intent: HandoffIntent
+    created_by_user_id: uuid.UUID | None = None
+    claimed_by_id: uuid.UUID | None = None
+    claimed_by_name: str | None = None
+    claimed_at: datetime | None = None
+
+
+def latest_handoff(control: HandoffControl) -> LatestHandoff:
+    """The part of a handoff its session's workflow keeps."""
+    return LatestHandoff(id=control.id, intent=control.intent, created_by_user_id=control.created_by_user_id,
+                         claimed_by_id=control.claimed_by_id, claimed_by_name=control.claimed_by_name,
+                         claimed_at=control.claimed_at)
 
 
 class HandoffInput(BaseModel):
@@ -183,6 +202,22 @@ class ClaimResult(BaseModel):
     changed: bool
 
 
+class ClaimHandoffCommand(BaseModel):
+    """`claim_handoff` on the session workflow (it owns the claim): the senior who picks the handoff up."""
+
+    handoff_id: uuid.UUID
+    user_id: uuid.UUID
+    user_name: str = Field(max_length=USER_NAME_CHARS)
+
+
+class HandoffClaimed(BaseModel):
+    """Signal to `handoff-{id}` once the session's workflow recorded the claim: stop re-announcing it."""
+
+    claimed_by_id: uuid.UUID
+    claimed_by_name: str
+    claimed_at: datetime
+
+
 # --- activities -----------------------------------------------------------------------------------
 
 
@@ -210,6 +245,26 @@ class ClaimRecorded(BaseModel):
     """The stored claim and the emails that go with it."""
 
     control: HandoffControl
+    emails: list[NotificationEmail] = []
+
+
+class ClaimSessionHandoff(BaseModel):
+    """`persistence.claim_handoff_and_resume`: the claim and the session made active, in one transaction."""
+
+    session_id: uuid.UUID
+    handoff_id: uuid.UUID
+    user_id: uuid.UUID
+    user_name: str
+    at: datetime
+
+
+class SessionHandoffClaimed(BaseModel):
+    """The handoff as its row says after the call (its claimer may be someone else: the row decides), the
+    session's status, and the emails that go with a claim this call recorded."""
+
+    handoff: LatestHandoff
+    changed: bool
+    session_status: str
     emails: list[NotificationEmail] = []
 
 
@@ -279,11 +334,15 @@ class ResumeSessionRow(BaseModel):
 
 CREATE_HANDOFF = persistence("persistence.create_handoff", CreateHandoffInput, HandoffControl)
 LOAD_HANDOFF = persistence("persistence.load_handoff", HandoffRef, LoadHandoffResult)
-# A regular activity, not a local one: the task that schedules it is recorded before the write runs, so the claim
-# written is always the one this workflow decided. (A local activity's result lives in its workflow task; under a
-# burst of claims such a task can be dropped and re-run with the updates in another order, naming another winner.)
+# HandoffWorkflow's own claim (kept for its runs in flight and recorded histories; claims now go to the session's
+# workflow, CLAIM_SESSION_HANDOFF). A regular activity: the workflow decided the winner before the write ran.
 CLAIM_HANDOFF: ActivityRef[ClaimHandoffInput, ClaimRecorded] = ActivityRef(
     "persistence.claim_handoff", ClaimRecorded, PERSIST_TIMEOUT, PERSIST_RETRY)
+# The session's workflow owns the claim: one local activity writes the handoff's claim and the session's status
+# together and returns the claimer the row names, so every answer agrees with the row even when a workflow task
+# holding an earlier attempt's result was lost and the updates ran again in another order.
+CLAIM_SESSION_HANDOFF = persistence("persistence.claim_handoff_and_resume", ClaimSessionHandoff,
+                                    SessionHandoffClaimed)
 HANDOFF_NOTICE = persistence("persistence.handoff_notice", HandoffNoticeInput, HandoffNoticeResult)
 STORE_ASSESSMENT = persistence("persistence.store_handoff_assessment", StoreAssessmentInput, HandoffControl)
 RESUME_SESSION_ROW = persistence("persistence.resume_ai_session", ResumeSessionRow, ResumeResult)
