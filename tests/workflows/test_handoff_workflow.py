@@ -1,13 +1,16 @@
-"""HandoffWorkflow alone: its activities faked by name, the claim race and the assessment on the side."""
+"""HandoffWorkflow alone (its activities faked by name: the older claim race, the assessment on the side, the
+claimed signal), and the claim on the session's workflow against a faked row."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -15,16 +18,25 @@ from temporalio.worker import Worker
 
 from tests.workflows.fakes_handoff import ESCALATOR, FakeHandoffStore, handoff_control
 from tests.workflows.test_session_workflow import _accepted_updates, _rejection
+from workflows.contracts.ai_session import SessionControl, SessionInput
 from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE
 from workflows.contracts.handoff import (
     CLAIM_HANDOFF,
+    CLAIM_SESSION_HANDOFF,
     HANDOFF_NOTICE,
     SESSIONS_CLAIM_AND_RESUME,
     SESSIONS_RESUME_FROM_HANDOFF,
+    SIGNAL_HANDOFF_CLAIMED,
+    ClaimHandoffCommand,
     ClaimInput,
+    ClaimSessionHandoff,
+    HandoffClaimed,
     HandoffInput,
+    LatestHandoff,
+    SessionHandoffClaimed,
 )
 from workflows.handoff import HandoffWorkflow
+from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 
 Env = tuple[Client, str, FakeHandoffStore]
 
@@ -124,3 +136,85 @@ async def test_an_escalation_tells_the_team_once_and_a_park_tells_nobody(env: En
     await park.execute_update(HandoffWorkflow.claim, _claim(ESCALATOR))  # the parker may resume their own park
     assert store.calls.count(f"{HANDOFF_NOTICE.name}:escalated") == 1
     assert f"{HANDOFF_NOTICE.name}:unclaimed" not in store.calls
+
+
+async def test_the_claimed_signal_stops_the_re_announcements(env: Env) -> None:
+    client, queue, _ = env
+    state = handoff_control().model_copy(update={"id": uuid.uuid4(), "team_notified": True,
+                                                 "next_renotify_at": datetime.now(UTC) + timedelta(minutes=30)})
+    handle = await client.start_workflow(HandoffWorkflow.run, HandoffInput(
+        handoff_id=state.id, account_id=state.account_id, idle_timeout_s=60, state=state,
+    ), id=f"handoff-test-{uuid.uuid4()}", task_queue=queue)
+    senior, at = uuid.uuid4(), datetime.now(UTC)
+
+    await handle.signal(SIGNAL_HANDOFF_CLAIMED, HandoffClaimed(claimed_by_id=senior, claimed_by_name="Dana",
+                                                               claimed_at=at))
+
+    told = await handle.query(HandoffWorkflow.state)
+    assert told is not None and (told.claimed_by_id, told.claimed_at, told.next_renotify_at) == (senior, at, None)
+
+
+# --- the claim on the session's workflow, which owns it ------------------------------------------
+
+
+class FakeClaimRow:
+    """`persistence.claim_handoff_and_resume` by name: the row's claimer is whoever it names (first writer wins)."""
+
+    def __init__(self) -> None:
+        self.calls: list[ClaimSessionHandoff] = []
+        self.claimer: tuple[uuid.UUID, str, datetime] | None = None
+
+    @activity.defn(name=CLAIM_SESSION_HANDOFF.name)
+    async def claim(self, inp: ClaimSessionHandoff) -> SessionHandoffClaimed:
+        self.calls.append(inp)
+        changed = self.claimer is None
+        if self.claimer is None:
+            self.claimer = (inp.user_id, inp.user_name, inp.at)
+        by, name, at = self.claimer
+        return SessionHandoffClaimed(handoff=LatestHandoff(id=inp.handoff_id, intent="escalate",
+                                                           created_by_user_id=ESCALATOR, claimed_by_id=by,
+                                                           claimed_by_name=name, claimed_at=at),
+                                     changed=changed, session_status="active")
+
+
+async def test_the_session_workflow_answers_every_claim_as_the_row_says(temporal_env: WorkflowEnvironment) -> None:
+    """A state that did not know of the claim asks the row: its claimer is adopted and named; later losers are
+    refused by the validator (nothing in history); the winner again is answered from the state."""
+    row, queue = FakeClaimRow(), f"session-claim-{uuid.uuid4().hex[:8]}"
+    handoff_id, winner = uuid.uuid4(), uuid.uuid4()
+    row.claimer = (winner, "Dana", datetime.now(UTC))  # committed by an attempt whose workflow task was lost
+    state = SessionControl(id=uuid.uuid4(), account_id=uuid.uuid4(), status="escalated", session_type="chat",
+                           last_activity_at=datetime.now(UTC),
+                           handoff=LatestHandoff(id=handoff_id, intent="escalate", created_by_user_id=ESCALATOR))
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[TroubleshootingSessionWorkflow],
+                      activities=[row.claim]):
+        handle = await temporal_env.client.start_workflow(
+            TroubleshootingSessionWorkflow.run, SessionInput(session_id=state.id, account_id=state.account_id,
+                                                             idle_timeout_s=60, state=state),
+            id=f"session-test-{uuid.uuid4()}", task_queue=queue)
+
+        with pytest.raises(WorkflowUpdateFailedError) as first:
+            await handle.execute_update(TroubleshootingSessionWorkflow.claim_handoff, _command(handoff_id))
+        accepted = await _accepted_updates(handle)
+        with pytest.raises(WorkflowUpdateFailedError) as later:
+            await handle.execute_update(TroubleshootingSessionWorkflow.claim_handoff, _command(handoff_id))
+        again = await handle.execute_update(TroubleshootingSessionWorkflow.claim_handoff,
+                                            _command(handoff_id, winner))
+
+        for refused in (first, later):
+            assert _rejection(refused).type == REJECT_CONFLICT
+            assert _rejection(refused).details[0]["claimed_by_id"] == str(winner)
+        assert await _accepted_updates(handle) == accepted + 1  # the later loser never reached history
+        assert len(row.calls) == 1 and not again.changed and again.claimed_by_id == winner
+        held = await handle.query(TroubleshootingSessionWorkflow.state)
+        assert held is not None and held.status == "active" and held.handoff is not None
+        assert held.handoff.claimed_by_id == winner
+        with pytest.raises(WorkflowUpdateFailedError) as escalator:
+            await handle.execute_update(TroubleshootingSessionWorkflow.claim_handoff,
+                                        _command(handoff_id, ESCALATOR))
+        assert _rejection(escalator).type == REJECT_CONFLICT  # claimed already: that is what the row says first
+        await handle.terminate("test over")
+
+
+def _command(handoff_id: uuid.UUID, user: uuid.UUID | None = None) -> ClaimHandoffCommand:
+    return ClaimHandoffCommand(handoff_id=handoff_id, user_id=user or uuid.uuid4(), user_name="Senior")
