@@ -1,8 +1,8 @@
 """Commands one workflow sends another through the one command path (update-with-start on the entity's id).
 
-A handoff's claim must make its session active, but the session row belongs to the session's workflow: these
-activities ask that workflow, so the session never learns of a change behind its back. `claim_and_resume` also
-records the claim first, so a claim is one activity rather than two in a row.
+`HandoffWorkflow.claim` made its session active through these, asking the session's workflow (which owns the
+row). Claims now go to the session's workflow itself (`claim_handoff`, one local activity); these stay registered
+for that older update's runs in flight and recorded histories.
 """
 
 from __future__ import annotations

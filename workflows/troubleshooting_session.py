@@ -1,10 +1,10 @@
 """TroubleshootingSessionWorkflow: one durable workflow per AI session (`session-{id}`).
 
-Updates drive it (create, message, add_fix, close_local, post_to_psa); each accepted change is written
-to Postgres before the update returns. After a verified PSA status change the run stays to re-read the
-ticket once (drift watch) before it ends. The workflow holds only `SessionControl`: the transcript,
-fixes and documents are rows that activities read by id. A run that sits idle ends (its state is in
-Postgres; the next command starts a fresh run), and a long one continues as new.
+Updates drive it (create, message, add_fix, close_local, post_to_psa, and hand_off and claim_handoff from
+workflows/session_handoffs.py); each accepted change is written to Postgres before the update returns. After a
+verified PSA status change the run stays to re-read the ticket once (drift watch) before it ends. The workflow
+holds only `SessionControl`: the transcript, fixes and documents are rows that activities read by id. A run that
+sits idle ends (its state is in Postgres; the next command starts a fresh run), and a long one continues as new.
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ class TroubleshootingSessionWorkflow(SessionHandoffs):
             await self._finish()
             if not idle and self.current.status == "escalated" and workflow.patched("hold-an-escalated-run"):
                 await self._await_claim(deadline)
-            # A claim's `resume` starts a run that loads the session still escalated; once it lands the session
-            # is active: serve it here rather than end, so the claimer's next command finds this run.
+            # A claim (`claim_handoff`, or an older run's `resume`) starts a run that loads the session still
+            # escalated; once it lands the session is active: serve it here rather than end, so the claimer's next
+            # command finds this run.
             if not self._serving(self.current) or not workflow.patched("serve-a-resumed-session"):
                 break
         return self.current.status
@@ -250,8 +251,8 @@ class TroubleshootingSessionWorkflow(SessionHandoffs):
         return "idle: unload the session (its state is in Postgres)"
 
     async def _await_claim(self, deadline: Deadline) -> None:
-        """Keep an escalated session's run for the idle period: seniors claim from a live queue, and a claim's
-        `resume` then reaches this cached run (one update) instead of starting a run that loads the session."""
+        """Keep an escalated session's run for the idle period: seniors claim from a live queue, and a claim then
+        reaches this cached run (one update) instead of starting a run that loads the session."""
         await deadline.wait(lambda: self.current.status != "escalated" or self._serving(self.current)
                             or history_is_long())
         await self._finish()
