@@ -29,7 +29,9 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from workflows.contracts.persist_floor import persist_floor_workflow_id
 from workflows.echo import EchoInput, EchoWorkflow
+from workflows.persist_floor import PersistFloorWorkflow
 
 PASSWORD = "Bench-Password-123!"
 
@@ -93,8 +95,10 @@ class Floors:
     persist_n: Samples
 
 
-async def persist_phase(base_url: str, callers: int, bumps_each: int) -> Samples:
-    """`callers` floor rows over HTTP, each bumped `bumps_each` times one after another."""
+async def persist_phase(base_url: str, callers: int, bumps_each: int, client: Client | None = None) -> Samples:
+    """`callers` floor rows over HTTP, each bumped `bumps_each` times one after another; with a Temporal `client`
+    their workflows are stopped after (left open, they would crowd the commands' workflows out of the worker's
+    cache, and every command would then replay its history, which no floor bump does)."""
     samples = Samples()
     async with http_client(base_url, callers) as http:
         rows = []
@@ -118,6 +122,10 @@ async def persist_phase(base_url: str, callers: int, bumps_each: int) -> Samples
         started = time.perf_counter()
         await asyncio.gather(*(drive(row) for row in rows))
         samples.wall_s = time.perf_counter() - started
+    if client is not None:
+        for row in rows:
+            await client.get_workflow_handle(persist_floor_workflow_id(uuid.UUID(row))).signal(
+                PersistFloorWorkflow.stop)
     return samples
 
 
@@ -127,8 +135,8 @@ async def floors(args: argparse.Namespace, callers: int, updates_each: int, alon
                                   data_converter=pydantic_data_converter)
     return Floors(noop_1=await floor_phase(client, args.task_queue, 1, alone),
                   noop_n=await floor_phase(client, args.task_queue, callers, updates_each),
-                  persist_1=await persist_phase(args.base_url, 1, alone),
-                  persist_n=await persist_phase(args.base_url, callers, updates_each))
+                  persist_1=await persist_phase(args.base_url, 1, alone, client),
+                  persist_n=await persist_phase(args.base_url, callers, updates_each, client))
 
 
 def http_client(base_url: str, callers: int) -> httpx.AsyncClient:

@@ -103,8 +103,9 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
             if state.applied_at is not None:  # idempotent: no second stamp, no second version bump
                 return state, FixCommandResult(status=state.status, changed=False)
-            changed = await APPLY_FIX(ApplyFixInput(fix_id=state.id, expected_version=state.version,
-                                                    change_id=command_id(), at=workflow.now()))
+            changed = await APPLY_FIX(ApplyFixInput(fix_id=state.id, session_id=state.session_id,
+                                                    expected_version=state.version, change_id=command_id(),
+                                                    at=workflow.now()))
             new = changed.control()
             return new, FixCommandResult(status=new.status, changed=True, view=changed.view)
 
@@ -121,7 +122,8 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
 
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
             changed = await RECORD_OUTCOME(RecordOutcomeInput(
-                fix_id=state.id, expected_version=state.version, change_id=command_id(), outcome=inp.outcome,
+                fix_id=state.id, session_id=state.session_id, expected_version=state.version,
+                change_id=command_id(), outcome=inp.outcome,
                 notes=inp.notes,
                 by_user_id=inp.by_user_id, at=workflow.now(),
             ))

@@ -108,7 +108,8 @@ class FixPersistence:
     @activity.defn(name=APPLY_FIX.name)
     async def apply_fix(self, inp: ApplyFixInput) -> ChangedFix:
         """Stamp `applied_at` (status stays proposed) and count the change on the session."""
-        return await self._change(inp.fix_id, inp.expected_version, inp.change_id, inp.at, {"applied_at": inp.at})
+        return await self._change(inp.fix_id, inp.session_id, inp.expected_version, inp.change_id, inp.at,
+                                  {"applied_at": inp.at})
 
     @activity.defn(name=RECORD_OUTCOME.name)
     async def record_fix_outcome(self, inp: RecordOutcomeInput) -> ChangedFix:
@@ -130,7 +131,7 @@ class FixPersistence:
             values.update(parked_by_user_id=inp.by_user_id, parked_at=at, verification_overdue_at=None,
                           reminder_schedule=[n.model_dump(mode="json") for n in schedule],
                           next_reminder_at=schedule[0].due_at if schedule else None)
-        return await self._change(inp.fix_id, inp.expected_version, inp.change_id, at, values)
+        return await self._change(inp.fix_id, inp.session_id, inp.expected_version, inp.change_id, at, values)
 
     @activity.defn(name=CLEAR_AI_PROPOSAL.name)
     async def clear_ai_outcome_proposal(self, inp: FixRef) -> FixCommandResult:
@@ -182,8 +183,39 @@ class FixPersistence:
             log.info("fix %s: %s %d recorded for %d user(s)", fix.id, notice.kind, notice.index, len(recipients))
             return FixNoticeResult(emails=emails)
 
-    async def _change(self, fix_id: uuid.UUID, expected_version: int, change_id: str, at: datetime,
-                      values: dict[str, Any]) -> ChangedFix:
+    async def _change(self, fix_id: uuid.UUID, session_id: uuid.UUID | None, expected_version: int, change_id: str,
+                      at: datetime, values: dict[str, Any]) -> ChangedFix:
+        values = {**values, "last_change_id": change_id}
+        if session_id is not None:
+            try:
+                return await self._write_first(fix_id, session_id, expected_version, change_id, at, values)
+            except _NotWritten:
+                pass  # rolled back: a re-run of a committed command, a stale version, or a fix that is gone
+        return await self._change_after_read(fix_id, expected_version, change_id, at, values)
+
+    async def _write_first(self, fix_id: uuid.UUID, session_id: uuid.UUID, expected_version: int, change_id: str,
+                           at: datetime, values: dict[str, Any]) -> ChangedFix:
+        """The common case in one transaction with no read: the guarded writes, then the log."""
+        async with self._session_factory() as session, session.begin(), refused_values_rejected():
+            # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
+            try:
+                await AiSessionRepository(session).bump_version(session_id, at)
+            except LookupError:
+                raise _NotWritten from None
+            changed = await SuggestedFixRepository(session).change(fix_id, expected_version, values)
+            if changed is None:
+                raise _NotWritten  # undoes the bump
+            answer = changed_fix(changed)
+            # A command that committed before can meet a matching version again (a dropped task replayed in
+            # another order reloads the row): the log's key tells, and the read-first path answers as the first time.
+            if not await AppliedCommandRepository(session).record_first(fix_id, change_id,
+                                                                        answer.model_dump(mode="json")):
+                raise _NotWritten
+            return answer
+
+    async def _change_after_read(self, fix_id: uuid.UUID, expected_version: int, change_id: str, at: datetime,
+                                 values: dict[str, Any]) -> ChangedFix:
+        """Read first: answers a re-run from the log, or says why the write cannot go (gone, stale)."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
             fixes, commands = SuggestedFixRepository(session), AppliedCommandRepository(session)
             # A re-run of a command that committed (a retry, or a dropped workflow task replayed with later
@@ -196,12 +228,16 @@ class FixPersistence:
                 return changed_fix(row)  # committed before the log existed (a retry across the upgrade)
             # The session row first, then the fix: the order a message turn takes, so the two never deadlock.
             await AiSessionRepository(session).bump_version(row.session_id, at)
-            changed = await fixes.change(fix_id, expected_version, {**values, "last_change_id": change_id})
+            changed = await fixes.change(fix_id, expected_version, values)
             if changed is None:  # rolls back: the workflow reloads the fix and re-checks the command
                 raise reject(REJECT_STALE, f"This fix changed meanwhile (now version {row.version})")
             answer = changed_fix(changed)
             await commands.record(fix_id, change_id, answer.model_dump(mode="json"))
             return answer
+
+
+class _NotWritten(Exception):
+    """The write-first path did not apply (its transaction rolls back); the read-first path says why."""
 
 
 async def _row(fixes: SuggestedFixRepository, fix_id: uuid.UUID) -> SuggestedFix:

@@ -29,3 +29,12 @@ class AppliedCommandRepository:
         """Remember the command's answer; a concurrent twin of the same command fails on the key and retries."""
         await self.session.execute(insert(AppliedCommand).values(entity_id=entity_id, command_id=command_id,
                                                                  result=result))
+
+    async def record_first(self, entity_id: uuid.UUID, command_id: str, result: Any) -> bool:
+        """Remember the command's answer; False when it was already remembered (the caller must roll back: its
+        change is a second application of a command that committed before)."""
+        inserted = await self.session.scalar(
+            insert(AppliedCommand).values(entity_id=entity_id, command_id=command_id, result=result)
+            .on_conflict_do_nothing(index_elements=[AppliedCommand.entity_id, AppliedCommand.command_id])
+            .returning(AppliedCommand.command_id))
+        return inserted is not None

@@ -172,6 +172,8 @@ class ApplyFixInput(BaseModel):
     """Stamp `applied_at` (guarded by the version the workflow saw)."""
 
     fix_id: uuid.UUID
+    session_id: uuid.UUID | None = Field(default=None, description="Lets the write go first, with no read before it "
+                                                                     "(None from runs before it was sent).")
     expected_version: int
     change_id: str = Field(description="The command's id: a retry recognises its own committed write by it.")
     at: datetime
@@ -181,6 +183,7 @@ class RecordOutcomeInput(BaseModel):
     """Write an outcome (guarded by version); a pending one gets its schedule from the account's settings."""
 
     fix_id: uuid.UUID
+    session_id: uuid.UUID | None = None
     expected_version: int
     change_id: str
     outcome: FixOutcome
