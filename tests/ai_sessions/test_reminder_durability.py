@@ -24,7 +24,8 @@ async def _notifications(client: Any, headers: dict[str, str], count: int, secon
     async with asyncio.timeout(seconds):
         while True:
             body: dict[str, Any] = (await client.get("/api/v1/notifications", headers=headers)).json()
-            if body["total"] >= count:
+            # Both, not the total alone: the list and its count are two reads, and a reminder may land between them.
+            if body["total"] >= count and len(body["items"]) >= count:
                 return body
             await asyncio.sleep(0.2)
 
