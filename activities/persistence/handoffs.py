@@ -176,13 +176,7 @@ class HandoffPersistence:
             await handoffs.change(row.id, claimed_by_user_id=inp.user_id, claimed_by_name=inp.user_name,
                                   claimed_at=inp.at, next_renotify_at=None, updated_at=inp.at)
             await session.refresh(row)
-            creator = await UserRepository(session).active_in_account(row.account_id, _creator(row, inp.user_id))
-            emails = await self._tell(session, row, owner, "handoff_claimed", creator,
-                                      dedupe=f"handoff:{row.id}:claimed", claimer=inp.user_name)
-            if row.intent == "escalate":
-                await EscalationEventRepository(session).publish(
-                    account_id=row.account_id, kind="handoff_claimed", handoff_id=row.id,
-                    data=_event_data(row, claimed_by_id=str(inp.user_id)), dedupe_key=f"handoff:{row.id}:claimed")
+            emails = await self._announce_claim(session, row, owner, inp.user_id, inp.user_name)
             log.info("handoff %s claimed by %s", row.id, inp.user_id)
             return ClaimRecorded(control=handoff_control(row, owner.problem_summary), emails=emails)
 
@@ -210,16 +204,22 @@ class HandoffPersistence:
             inp.handoff_id, inp.session_id, user_id=inp.user_id, user_name=inp.user_name, at=inp.at)
         if row is None:
             raise _NotClaimed
-        creator = await UserRepository(session).active_in_account(row.account_id, _creator(row, inp.user_id))
-        emails = await self._tell(session, row, owner, "handoff_claimed", creator,
-                                  dedupe=f"handoff:{row.id}:claimed", claimer=inp.user_name)
-        if row.intent == "escalate":
-            await EscalationEventRepository(session).publish(
-                account_id=row.account_id, kind="handoff_claimed", handoff_id=row.id,
-                data=_event_data(row, claimed_by_id=str(inp.user_id)), dedupe_key=f"handoff:{row.id}:claimed")
+        emails = await self._announce_claim(session, row, owner, inp.user_id, inp.user_name)
         log.info("handoff %s claimed by %s; session %s %s", row.id, inp.user_id, owner.id, owner.status)
         return SessionHandoffClaimed(handoff=latest_handoff_of(row), changed=True, session_status=owner.status,
                                      emails=emails)
+
+    async def _announce_claim(self, session: AsyncSession, row: SessionHandoff, owner: AiSession,
+                              claimer_id: uuid.UUID, claimer_name: str) -> list[NotificationEmail]:
+        """Tell whoever handed it off (unless they claimed it) and, for an escalation, log `handoff_claimed`."""
+        creator = await UserRepository(session).active_in_account(row.account_id, _creator(row, claimer_id))
+        emails = await self._tell(session, row, owner, "handoff_claimed", creator,
+                                  dedupe=f"handoff:{row.id}:claimed", claimer=claimer_name)
+        if row.intent == "escalate":
+            await EscalationEventRepository(session).publish(
+                account_id=row.account_id, kind="handoff_claimed", handoff_id=row.id,
+                data=_event_data(row, claimed_by_id=str(claimer_id)), dedupe_key=f"handoff:{row.id}:claimed")
+        return emails
 
     async def _as_claimed(self, session: AsyncSession, inp: ClaimSessionHandoff) -> SessionHandoffClaimed:
         """Nothing was written: the handoff as the row has it (claimed), or why it cannot be claimed."""
