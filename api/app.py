@@ -31,6 +31,7 @@ from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.telemetry import tracer_provider
 from db.session import engine_for, make_read_session_factory, make_session_factory
+from services.admission import Admission
 from services.escalation_stream import EscalationBus, EscalationListener
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.read_session_factory = make_read_session_factory(engine)
         app.state.temporal = TemporalGateway(settings, tracer_provider=tracing)
+        app.state.admission = Admission(settings.admission_max_in_flight,
+                                        account_share=settings.admission_account_share,
+                                        retry_after_s=settings.admission_retry_after_s)
         # One LISTEN connection per process feeds every escalation stream this process serves.
         bus = app.state.escalation_bus = EscalationBus(settings.escalation_subscriber_queue)
         listener = app.state.escalation_listener = EscalationListener(

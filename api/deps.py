@@ -185,10 +185,10 @@ ActiveSubscription = Depends(require_active_subscription)
 # --- workflows and the entities they own ------------------------------------------------------------
 
 
-async def get_workflow_client(temporal: TemporalDep, settings: SettingsDep) -> WorkflowClient:
-    """The generic workflow client (503 while Temporal is unreachable)."""
+async def get_workflow_client(request: Request, temporal: TemporalDep, settings: SettingsDep) -> WorkflowClient:
+    """The generic workflow client under the process's admission (503 while Temporal is unreachable)."""
     return WorkflowClient(await temporal.client(), task_queue=settings.temporal_task_queue,
-                          accept_timeout_s=settings.workflow_call_timeout_s)
+                          accept_timeout_s=settings.workflow_call_timeout_s, admission=request.app.state.admission)
 
 
 WorkflowClientDep = Annotated[WorkflowClient, Depends(get_workflow_client)]

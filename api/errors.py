@@ -30,6 +30,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.UnprocessableRequest: 422,
+    errors.Overloaded: 429,
     errors.UpstreamFailed: 502,
     errors.EngineUnavailable: 503,
 }
@@ -89,6 +90,8 @@ async def _domain_error_handler(request: Request, exc: Exception) -> JSONRespons
     assert isinstance(exc, errors.DomainError)
     code = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+    if isinstance(exc, errors.Overloaded):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     if code >= 500:
         log.warning("%s %s -> %s: %s", request.method, request.url.path, code, exc.detail)
     return JSONResponse({"detail": exc.detail}, status_code=code, headers=headers)

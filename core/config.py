@@ -65,8 +65,17 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "resolutionflow"
     temporal_connect_timeout_s: float = 5.0
     workflow_call_timeout_s: float = Field(
-        default=15.0, description="How long a command waits to be accepted by a worker before answering 503."
+        default=15.0, description="How long a command waits to be accepted by a worker before answering 429 (503 "
+                                  "when no worker polls)."
     )
+    admission_max_in_flight: int = Field(
+        default=64, ge=1, le=10_000,
+        description="Workflow commands one API process lets in at once; past it a command is refused with a 429.",
+    )
+    admission_account_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of ADMISSION_MAX_IN_FLIGHT one account may hold at once."
+    )
+    admission_retry_after_s: int = Field(default=1, ge=1, le=60, description="Retry-After of an admission 429.")
 
     # Secrets: "" means unset. There is no built-in value, not even for dev mode (`rflow dev` generates its own);
     # repr=False keeps them out of any printed or logged Settings.

@@ -41,6 +41,14 @@ class UnprocessableRequest(DomainError):
     """The request is well-formed but cannot be processed as sent, e.g. a reused Idempotency-Key (422)."""
 
 
+class Overloaded(DomainError):
+    """The server is too busy to take this now; nothing was done, retry after `retry_after_s` (429)."""
+
+    def __init__(self, detail: str | dict[str, Any], *, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class UpstreamFailed(DomainError):
     """A third-party call (PSA, LLM) failed or did not verify (502)."""
 

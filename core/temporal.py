@@ -31,9 +31,18 @@ def search_attribute_cli_args() -> list[str]:
 
 
 # The engine settings the project runs with (the dev server's flags here, docker-compose's dynamic config file):
-# eager activity dispatch hands an activity a workflow schedules straight back to the worker that completed the
-# workflow task when it has a free slot, instead of a round trip through the task queue (docs/performance.md).
-ENGINE_DYNAMIC_CONFIG = {"system.enableActivityEagerExecution": "true"}
+# - eager activity dispatch hands an activity a workflow schedules straight back to the worker that completed the
+#   workflow task when it has a free slot, instead of a round trip through the task queue (docs/performance.md);
+# - fairness: matching dispatches each account's tasks (fairness key = account id) in turn, and by priority key
+#   first, so one account's burst queues behind itself (docs/fairness.md);
+# - one task-queue partition: with the default four, each partition orders only its own share of the tasks and
+#   a poller takes from whichever answers first, which blurs both priority and fairness at our scale.
+ENGINE_DYNAMIC_CONFIG = {
+    "system.enableActivityEagerExecution": "true",
+    "matching.enableFairness": "true",
+    "matching.numTaskqueueReadPartitions": "1",
+    "matching.numTaskqueueWritePartitions": "1",
+}
 
 
 def dynamic_config_cli_args() -> list[str]:

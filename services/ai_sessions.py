@@ -97,6 +97,7 @@ def session_start(ref: AiSessionRef, settings: Settings, *, creating: bool = Fal
         ),
         static_summary=f"AI {ref.session_type} session · {ref.problem_summary[:100]}",
         creating=creating,
+        account_id=ref.account_id,
     )
 
 
@@ -154,6 +155,7 @@ class SessionCommands:
         return await self._workflows.execute(
             SessionDocumentWorkflow.run, request, id=f"session-doc-{ref.id}-{kind}-v{ref.state_version}",
             what=f"{label} preview", limit=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1), share_running=True,
+            account_id=ref.account_id,
             failed=f"The AI could not write the {label}; try again",
         )
 
@@ -215,6 +217,7 @@ class FixCommands:
                 SearchAttributePair(SA_FIX_STATUS, ref.status),
             ),
             static_summary=f"Fix '{ref.title[:80]}' of AI session {ref.session_id}",
+            account_id=ref.account_id,
         )
         return await self._workflows.update(
             start, update, arg, what="suggested fix", idempotency_key=key,

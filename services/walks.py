@@ -103,7 +103,7 @@ class WalkCommands:
         """Run the intake classification workflow and wait for its answer."""
         return await self._workflows.execute(
             L1IntakeWorkflow.run, inp, id=f"l1-intake-{uuid.uuid4()}", what="intake classification",
-            limit=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1),
+            limit=LLM_SCHEDULE_TO_CLOSE + timedelta(minutes=1), account_id=inp.context.account_id,
             failed="The AI could not classify the problem; try again or walk it ad hoc",
         )
 
@@ -135,4 +135,5 @@ class WalkCommands:
             ),
             static_summary=summary,
             creating=creating,
+            account_id=ref.account_id,
         )

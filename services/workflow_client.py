@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,8 +33,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from core.errors import Conflict, DomainError, EngineUnavailable, NotFound, RuleViolation, UpstreamFailed
-from workflows.contracts.common import REJECT_CONFLICT, REJECT_NOT_FOUND, REJECT_RULE, REJECT_STALE, REJECT_UPSTREAM
+from core.errors import Conflict, DomainError, EngineUnavailable, NotFound, Overloaded, RuleViolation, UpstreamFailed
+from core.temporal import POLLER_SEEN_WITHIN_S, workflow_poller_ages
+from services.admission import Admission
+from workflows.contracts.common import (
+    REJECT_CONFLICT,
+    REJECT_NOT_FOUND,
+    REJECT_RULE,
+    REJECT_STALE,
+    REJECT_UPSTREAM,
+    interactive_priority,
+)
 
 log = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")
@@ -61,6 +71,8 @@ class StartSpec:
     static_summary: str | None = None
     # A command that creates its entity goes straight to update-with-start: no workflow runs yet.
     creating: bool = False
+    # Whose work it is: the workflow's fairness key, and whose share of the API's admission it counts against.
+    account_id: object = None
 
 
 def domain_error(exc: BaseException, *, what: str) -> DomainError | None:
@@ -98,10 +110,12 @@ def being_repaired(what: str, why: str) -> EngineUnavailable:
 class WorkflowClient:
     """Sends typed commands to entity workflows and maps every failure a client can meet."""
 
-    def __init__(self, client: Client, *, task_queue: str, accept_timeout_s: float) -> None:
+    def __init__(self, client: Client, *, task_queue: str, accept_timeout_s: float,
+                 admission: Admission | None = None) -> None:
         self._client = client
         self._task_queue = task_queue
         self._accept_timeout_s = accept_timeout_s
+        self._admission = admission
 
     async def update(
         self,
@@ -117,10 +131,15 @@ class WorkflowClient:
 
         The Idempotency-Key becomes the update id, so a retry that reaches the workflow gets its first result.
         """
+        async with self._admitted(start.account_id, what):
+            return await self._update(start, update, arg, what=what, result_timeout_s=result_timeout_s,
+                                      idempotency_key=idempotency_key)
+
+    async def _update(self, start: StartSpec, update: UpdateMethodMultiParam[[Any, ParamT], ResultT], arg: ParamT,
+                      *, what: str, result_timeout_s: float, idempotency_key: str | None) -> ResultT:
         # Our updates keep their method names, so the id reads "step:<key>" in the Web UI.
         update_id = f"{getattr(update, '__name__', 'update')}:{idempotency_key}" if idempotency_key else None
-        no_worker = (f"No workflow worker accepted the command within {self._accept_timeout_s:g}s; retry later "
-                     "(with the same Idempotency-Key)")
+        no_worker = f"No workflow worker accepted the command within {self._accept_timeout_s:g}s"
         handle = None
         try:
             if not start.creating:
@@ -132,13 +151,13 @@ class WorkflowClient:
                 )), self._accept_timeout_s, what, no_worker)
             if handle is None:
                 handle = await self._update_with_start(start, update, arg, update_id, what, no_worker)
-        except EngineUnavailable:
+        except (EngineUnavailable, Overloaded):
             await self._raise_if_failing(start.id, what)
             raise
         return await self._bounded(
             handle.result(), result_timeout_s, what,
-            f"The command was accepted but did not finish within {result_timeout_s:g}s; retry with the "
-            "same Idempotency-Key to get its answer",
+            f"The command was accepted but did not finish within {result_timeout_s:g}s (a retry with the same "
+            "Idempotency-Key gets its answer)",
         )
 
     async def _update_with_start(self, start: StartSpec, update: UpdateMethodMultiParam[[Any, ParamT], ResultT],
@@ -148,7 +167,7 @@ class WorkflowClient:
             start.run, start.arg, id=start.id, task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=TypedSearchAttributes(list(start.search_attributes)),
-            static_summary=start.static_summary,
+            static_summary=start.static_summary, priority=interactive_priority(start.account_id),
         )
         try:
             return await self._bounded(
@@ -162,7 +181,7 @@ class WorkflowClient:
             _retrieve_start_error(operation)
 
     async def execute(self, run: Callable[[Any, Any], Awaitable[ResultT]], arg: Any, *, id: str, what: str,
-                      limit: timedelta, failed: str, share_running: bool = False) -> ResultT:
+                      limit: timedelta, failed: str, account_id: object, share_running: bool = False) -> ResultT:
         """Run a short workflow to completion (e.g. intake classification) within `limit`.
 
         A workflow no worker has picked up within the accept bound is terminated and answered 503, so a
@@ -170,10 +189,20 @@ class WorkflowClient:
         third party, gave up) is an `UpstreamFailed` saying `failed`. With `share_running`, a caller that
         finds a run with the same id running waits for that run instead of starting another.
         """
+        async with self._admitted(account_id, what):
+            return await self._execute(run, arg, id=id, what=what, limit=limit, failed=failed, account_id=account_id,
+                                       share_running=share_running)
+
+    def _admitted(self, account_id: object, what: str) -> AbstractAsyncContextManager[None]:
+        # The API bounds what it lets in (services/admission.py); a workflow's own commands are not bounded here.
+        return self._admission.admit(account_id, what) if self._admission is not None else nullcontext()
+
+    async def _execute(self, run: Callable[[Any, Any], Awaitable[ResultT]], arg: Any, *, id: str, what: str,
+                       limit: timedelta, failed: str, account_id: object, share_running: bool) -> ResultT:
         conflict = WorkflowIDConflictPolicy.USE_EXISTING if share_running else WorkflowIDConflictPolicy.FAIL
         handle = await self._bounded(
             self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit,
-                                        id_conflict_policy=conflict),
+                                        id_conflict_policy=conflict, priority=interactive_priority(account_id)),
             self._accept_timeout_s, what, f"The workflow engine did not start the {what} in time",
         )
         result = asyncio.ensure_future(handle.result())
@@ -188,9 +217,8 @@ class WorkflowClient:
         try:
             if (await handle.describe()).history_length <= 2:  # started + scheduled: no worker took its first task
                 await handle.terminate(reason="no worker picked it up")
-                detail = f"No workflow worker accepted the {what} within {self._accept_timeout_s:g}s; retry later"
-                log.warning("%s", detail)
-                raise EngineUnavailable(detail)
+                raise await self._timed_out(what, f"No workflow worker took the {what} within "
+                                                  f"{self._accept_timeout_s:g}s, so it was cancelled")
             remaining = limit.total_seconds() - self._accept_timeout_s
             try:
                 return await self._bounded(result, remaining, what,
@@ -205,12 +233,7 @@ class WorkflowClient:
         try:
             return await asyncio.wait_for(call, timeout=timeout_s)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-            # The SDK retries an unreachable frontend quietly until our bound: tell that apart from "no worker".
-            if not await self._engine_answers():
-                log.warning("%s: the workflow engine is unreachable", what)
-                raise EngineUnavailable("The workflow engine is unreachable; retry shortly") from exc
-            log.warning("%s: %s", what, timeout_detail)
-            raise EngineUnavailable(timeout_detail) from exc
+            raise await self._timed_out(what, timeout_detail) from exc
         except (WorkflowUpdateFailedError, WorkflowFailureError, RPCError) as exc:
             raise self._mapped(exc, what) from exc
 
@@ -247,8 +270,7 @@ class WorkflowClient:
         if await self._last_task_timed_out(workflow_id):
             log.warning("%s: workflow task of %s timed out (attempt %d): the workers are overloaded",
                         what, workflow_id, attempt)
-            raise EngineUnavailable(f"The workflow workers are overloaded and did not take this {what}'s command in "
-                                    "time; retry shortly with the same Idempotency-Key")
+            raise self._busy(f"The workflow workers are overloaded and did not take this {what}'s command in time")
         raise being_repaired(what, f"pending workflow task on attempt {attempt}")
 
     async def _last_task_timed_out(self, workflow_id: str) -> bool:
@@ -266,6 +288,31 @@ class WorkflowClient:
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
                 return True
         return False
+
+    async def _timed_out(self, what: str, detail: str) -> DomainError:
+        """What a bound that ran out means: the engine down or no worker (503), or workers too busy (429)."""
+        # The SDK retries an unreachable frontend quietly until our bound: tell that apart from "no worker".
+        if not await self._engine_answers():
+            log.warning("%s: the workflow engine is unreachable", what)
+            return EngineUnavailable("The workflow engine is unreachable; retry shortly")
+        if not await self._workers_polling():
+            log.warning("%s: %s, and no worker polls %s", what, detail, self._task_queue)
+            return EngineUnavailable(f"{detail}: no workflow worker is running; retry later with the same "
+                                     "Idempotency-Key")
+        log.warning("%s: %s (workers busy)", what, detail)
+        return self._busy(detail)
+
+    def _busy(self, detail: str) -> Overloaded:
+        retry_after_s = self._admission.retry_after_s if self._admission is not None else 1
+        return Overloaded(f"{detail}: the workflow workers are busy. Retry in {retry_after_s} s with the same "
+                          "Idempotency-Key", retry_after_s=retry_after_s)
+
+    async def _workers_polling(self) -> bool:
+        try:
+            ages = await workflow_poller_ages(self._client, self._client.namespace, self._task_queue, timeout_s=2)
+        except Exception:  # cannot tell: say busy rather than down, a retry will find out
+            return True
+        return any(age <= POLLER_SEEN_WITHIN_S for age in ages.values())
 
     async def _engine_answers(self) -> bool:
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -69,6 +70,7 @@ class Stack:
     client: httpx.AsyncClient
     settings: Settings
     deps: ActivityDeps
+    app: FastAPI
 
 
 StackFactory = Callable[..., AbstractAsyncContextManager[Stack]]
@@ -93,9 +95,9 @@ def make_stack(
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
                 if not with_worker:
-                    yield Stack(client, custom, deps)
+                    yield Stack(client, custom, deps, app)
                     return
                 async with build_worker(temporal_client, deps, task_queue=custom.temporal_task_queue):
-                    yield Stack(client, custom, deps)
+                    yield Stack(client, custom, deps, app)
 
     return stack

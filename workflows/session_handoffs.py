@@ -20,7 +20,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.ai_session import CloseInput, SessionControl, SessionInput
-    from workflows.contracts.common import REJECT_CONFLICT, REJECT_RULE, reject
+    from workflows.contracts.common import BACKGROUND, REJECT_CONFLICT, REJECT_RULE, reject
     from workflows.contracts.handoff import (
         CLAIM_SESSION_HANDOFF,
         CREATE_HANDOFF,
@@ -212,6 +212,8 @@ async def _start_handoff(state: SessionControl, inp: HandoffRequest, created: Ha
                                        idle_timeout_s=inp.idle_timeout_s,
                                        assessment_timeout_s=inp.assessment_timeout_s, state=created),
         id=handoff_workflow_id(created.id), parent_close_policy=ParentClosePolicy.ABANDON,
+        # Announcements, re-announcements and the assessment: nothing a request waits on (a claim is the session's).
+        priority=BACKGROUND,
         search_attributes=TypedSearchAttributes([SearchAttributePair(SA_ACCOUNT_ID, str(state.account_id)),
                                                  SearchAttributePair(SA_STATUS, "unclaimed")]),
         static_summary=f"{inp.intent.capitalize()} of AI session {state.id} · {state.problem_summary[:100]}",

@@ -187,7 +187,9 @@ async def _status_checked(writeback_id: uuid.UUID, outcome: StatusChange, status
 async def recheck_status(recheck: StatusRecheck) -> DriftRecorded:
     """Re-read a verified status and record it; a failed read is recorded, never reported as drift."""
     try:
-        found = await READ_TICKET(recheck.ticket, summary=f"re-read ticket {recheck.ticket.ticket_id}'s status")
+        # A drift re-check is nobody's request: it waits behind interactive work.
+        found = await READ_TICKET.background()(recheck.ticket,
+                                                summary=f"re-read ticket {recheck.ticket.ticket_id}'s status")
         result = RecheckResult(writeback_id=recheck.writeback_id, status_id=found.status_id,
                                status_name=found.status_name, at=workflow.now())
     except ActivityError as exc:

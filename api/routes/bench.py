@@ -31,6 +31,6 @@ async def create_row(session: ReadSessionDep) -> dict[str, uuid.UUID]:
 async def bump(row_id: uuid.UUID, workflows: WorkflowClientDep) -> BumpResult:
     """One command at the floor: one update, one local activity, one write."""
     start = StartSpec(run=PersistFloorWorkflow.run, arg=PersistFloorInput(row_id=row_id),
-                      id=persist_floor_workflow_id(row_id))
+                      id=persist_floor_workflow_id(row_id), account_id="bench")
     return await workflows.update(start, PersistFloorWorkflow.bump, BumpInput(), what="persist floor",
                                   result_timeout_s=RESULT_TIMEOUT_S)

@@ -15,7 +15,14 @@ from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from workflows.contracts.common import PERSIST_RETRY, PERSIST_TIMEOUT, REJECT_CONFLICT, ActivityRef, persistence
+from workflows.contracts.common import (
+    BACKGROUND,
+    PERSIST_RETRY,
+    PERSIST_TIMEOUT,
+    REJECT_CONFLICT,
+    ActivityRef,
+    persistence,
+)
 from workflows.contracts.llm import LLM_RETRY_POLICY, HandoffAssessment, LlmCallContext
 from workflows.contracts.notify import NotificationEmail
 from workflows.contracts.wording import counted
@@ -368,4 +375,4 @@ CLAIM_AND_RESUME: ActivityRef[ClaimAndResumeInput, ClaimedAndResumed] = Activity
 def assessment_activity(timeout: timedelta) -> ActivityRef[AssessmentRequest, HandoffAssessment]:
     """The assessment call bounded by the handoff's budget: a slow model gives up rather than hold anything."""
     return ActivityRef(LLM_HANDOFF_ASSESSMENT_FOR, HandoffAssessment, min(timeout, timedelta(minutes=2)),
-                       LLM_RETRY_POLICY, schedule_to_close=timeout)
+                       LLM_RETRY_POLICY, schedule_to_close=timeout, priority=BACKGROUND)

@@ -9,7 +9,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, Field
 from temporalio.common import RetryPolicy
 
-from workflows.contracts.common import ActivityRef
+from workflows.contracts.common import BACKGROUND, ActivityRef
 
 NOTIFY_SEND_EMAIL = "notify.send_email"
 
@@ -47,7 +47,7 @@ class EmailMessage(BaseModel):
 
 
 SEND_EMAIL: ActivityRef[EmailMessage, None] = ActivityRef(
-    NOTIFY_SEND_EMAIL, None, NOTIFY_START_TO_CLOSE, NOTIFY_RETRY_POLICY,
+    NOTIFY_SEND_EMAIL, None, NOTIFY_START_TO_CLOSE, NOTIFY_RETRY_POLICY, priority=BACKGROUND,
 )
 
 
@@ -93,5 +93,5 @@ EMAIL_NOTIFICATIONS: ActivityRef[NotificationEmails, None] = ActivityRef(
     NOTIFY_EMAIL_NOTIFICATIONS, None, timedelta(minutes=2),
     RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
                 non_retryable_error_types=["EmailRejected"]),
-    schedule_to_close=MAIL_RETRY_WINDOW,
+    schedule_to_close=MAIL_RETRY_WINDOW, priority=BACKGROUND,
 )
