@@ -1,4 +1,4 @@
-"""`rflow dev`: PostgreSQL, Temporal (+ Web UI), the worker, the API, a mail sink and a ConnectWise simulator."""
+"""`rflow dev`: PostgreSQL, Temporal (+ Web UI), the worker(s), the API, a mail sink and a ConnectWise simulator."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cli import dev_cw, dev_pids
 from cli.database import DEV_DATABASE, EmbeddedPostgres, ensure_database, migrate
 from cli.dev_secrets import load_or_create
 from cli.dev_summary import summary
+from cli.dev_workers import all_polling, describe, is_worker, metrics_address, worker_names
 from cli.mail_sink import DEFAULT_HOST as MAIL_HOST
 from cli.mail_sink import DEFAULT_PORT as DEFAULT_MAIL_PORT
 from cli.processes import (
@@ -27,15 +28,15 @@ from cli.processes import (
     port_in_use,
     reachable,
     stop_children,
-    task_queue_polled,
+    task_queue_pollers,
 )
 from core.binaries import temporal_cli_path
 from core.config import PROJECT_ROOT, Settings
 from core.temporal import dynamic_config_cli_args, search_attribute_cli_args
 
 # They hold no state of their own (the mail sink's messages are files; the simulator's tickets are a demo that
-# starts over): a crash costs a restart, not the stack.
-RESTARTABLE = ("worker", "api", "mail", "cw-simulator")
+# starts over): a crash costs a restart, not the stack. So do the worker processes (cli/dev_workers.is_worker).
+RESTARTABLE = ("api", "mail", "cw-simulator")
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0  # a child up this long has recovered: its next crash is restarted after FIRST_BACKOFF_S
@@ -54,6 +55,7 @@ class DevOptions:
     timeout_s: float
     cw_simulator: bool = True
     cw_port: int | None = None  # None: dev_cw.DEFAULT_PORT, or a free port when that is taken
+    workers: int = 1  # worker processes (--workers)
 
     @property
     def connect_host(self) -> str:
@@ -98,7 +100,8 @@ class DevStack:
         self.cw_port: int | None = None  # the ConnectWise simulator's port; None with --no-cw-simulator
         self.cw_credentials: dict[str, str] = {}
         self.temporal_metrics_port = 0  # Temporal's own /metrics (chosen when it starts)
-        self.worker_metrics_address = ""  # the worker's (the Temporal SDK's) /metrics; "" when turned off
+        self.worker_metrics_address = ""  # the first worker's (the Temporal SDK's) /metrics; "" when turned off
+        self.workers = worker_names(options.workers)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -156,7 +159,7 @@ class DevStack:
             died = f"{name} (pid {child.pid}) exited unexpectedly with {describe_exit(code)}"
             if not self.supervising:
                 raise _ChildDied(f"{died}{detail}")
-            if name not in RESTARTABLE:
+            if name not in RESTARTABLE and not is_worker(name):
                 raise _ChildDied(f"{died}; the worker and the API cannot work without it{detail}")
             self._schedule_restart(name, child, died, detail)
         if self.postgres is not None and self.postgres.started and not self.postgres.alive():
@@ -214,19 +217,21 @@ class DevStack:
         if self.cw_port is not None:
             cw_state = f"{dev_cw.url(self.cw_port)}/_simulator/state"
             self._wait("the ConnectWise simulator", lambda: http_status(cw_state) == 200)
-        say("starting the worker and the API")
-        self._spawn("worker")
+        say(f"starting {describe(len(self.workers))} and the API")
+        for name in self.workers:
+            self._spawn(name)
         self._spawn("api")
         self._wait("API /healthz", lambda: http_status(f"{self.api_url}/healthz") == 200)
-        s = self.settings
-        self._wait("worker polling its task queue", lambda: task_queue_polled(
-            temporal_cli_path(), self.temporal_address, s.temporal_namespace, s.temporal_task_queue))
+        s, pids = self.settings, [self.children[name].pid for name in self.workers]  # a death here ends startup
+        self._wait(f"{describe(len(pids))} polling the task queue", lambda: all_polling(pids, task_queue_pollers(
+            temporal_cli_path(), self.temporal_address, s.temporal_namespace, s.temporal_task_queue)))
 
     def _spawn(self, name: str) -> Child:
-        """Start the worker, the API, the mail sink or the simulator; output to `logs/<name>.log` and the terminal."""
+        """Start a worker, the API, the mail sink or the simulator; output to `logs/<name>.log` and the terminal."""
         env = self._child_env()
-        if name == "worker":
+        if is_worker(name):
             argv = [sys.executable, str(PROJECT_ROOT / "worker.py")]
+            env["WORKER_METRICS_ADDRESS"] = metrics_address(name, self.worker_metrics_address)
         elif name == "api":
             argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
                     "--host", self.opt.host, "--port", str(self.opt.api_port)]
@@ -383,11 +388,11 @@ class DevStack:
     # --- stopping --------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        # Reverse dependency order: the API and the worker first (the worker drains its in-flight
-        # tasks while Temporal is still up), then Temporal, then the database they all used.
-        front = [c for name, c in self.children.items() if name in ("api", "worker")]
+        # Reverse dependency order: the API and the workers first (each drains its in-flight tasks while
+        # Temporal is still up; together, so N take no longer than one), then Temporal, then the database.
+        front = [c for name, c in self.children.items() if name == "api" or is_worker(name)]
         if front:
-            say("stopping the API and the worker")
+            say(f"stopping the API and {describe(len(self.workers))}")
             stop_children(front, timeout=15, force=lambda: self.force)
         # The mail sink and the simulator stop after the worker: what it sends while draining still lands.
         names = {"temporal": "Temporal", "mail": "the mail sink", "cw-simulator": "the ConnectWise simulator"}

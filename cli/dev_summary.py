@@ -24,10 +24,17 @@ def summary(stack: DevStack, elapsed: float) -> str:
     if stack.cw_port is not None:  # the file holds the keys; the terminal never shows them
         cw = (f"simulator at {dev_cw.url(stack.cw_port)}, demo ticket {dev_cw.DEMO_TICKET_ID}; "
               f"POST /api/v1/psa/connections -d @{data_dir / dev_cw.CONNECTION_FILE}")
-    logs = ["api", "worker", "temporal", *(["mail"] if stack.mail_port is not None else []),
+    workers = stack.workers
+    logs = ["api", "worker" if len(workers) == 1 else "worker-<i>", "temporal",
+            *(["mail"] if stack.mail_port is not None else []),
             *(["cw-simulator"] if stack.cw_port is not None else [])]
-    worker_metrics = (f"http://{stack.worker_metrics_address}/metrics (worker)" if stack.worker_metrics_address
+    # With --workers N only the first serves the SDK's metrics (cli/dev_workers.metrics_address).
+    worker_metrics = (f"http://{stack.worker_metrics_address}/metrics ({workers[0]})" if stack.worker_metrics_address
                       else "worker off (WORKER_METRICS_ADDRESS empty)")
+    named = workers if len(workers) <= 3 else [workers[0], "…", workers[-1]]
+    worker_logs = ", ".join(name if name == "…" else f"logs/{name}.log" for name in named)
+    worker_row = (f"1 process (more with --workers N), log in {worker_logs}" if len(workers) == 1 else
+                  f"{len(workers)} processes (--workers), logs in {worker_logs}; SDK metrics from {workers[0]} only")
     metrics = (f"{stack.api_url}/metrics (API) · {worker_metrics} · "
                f"http://{stack.opt.connect_host}:{stack.temporal_metrics_port}/metrics (Temporal)")
     rows = [
@@ -38,6 +45,7 @@ def summary(stack: DevStack, elapsed: float) -> str:
         ("Temporal", f"{stack.temporal_address} (namespace {s.temporal_namespace}, "
                      f"task queue {s.temporal_task_queue})"),
         ("Database", f"{stack.database_url} ({db_where})"),
+        ("Workers", worker_row),
         ("Mail", mail),
         ("ConnectWise", cw),
         ("Data dir", f"{data_dir} (logs: {', '.join(f'logs/{name}.log' for name in logs)})"),

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from cli import fuzz
+from cli.dev_workers import MAX_WORKERS, worker_count
 from core.config import ConfigError, Settings, load_settings
 from core.logging import configure_logging
 
@@ -16,6 +17,7 @@ EPILOG = """\
 examples:
   rflow dev                          everything on this machine (embedded PostgreSQL unless DATABASE_URL)
   rflow dev --api-port 8080          the same on other ports
+  rflow dev --workers 2              two worker processes (workflow code is CPU-bound: one per core helps)
   rflow fuzz --url http://127.0.0.1:8080   schemathesis against that running API
   DATABASE_URL=... JWT_SECRET=... CREDENTIALS_KEY=... TEMPORAL_ADDRESS=... rflow migrate|worker|api
 
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="ConnectWise simulator port (default: 8123, or a free port when 8123 is taken)")
     dev.add_argument("--no-cw-simulator", dest="cw_simulator", action="store_false",
                      help="do not start the ConnectWise simulator; use it when you connect a real ConnectWise")
+    dev.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                     help=f"worker processes, 1 to {MAX_WORKERS} (default: 1). Workflow code is CPU-bound under the "
+                          "GIL, so throughput grows with processes up to the cores. Each logs to logs/worker-<i>.log "
+                          "(one: logs/worker.log); only the first serves the SDK's metrics")
     dev.add_argument("--timeout", type=float, default=90.0,
                      help="seconds each part may take to become ready (default: 90)")
 
@@ -128,6 +134,7 @@ def _dev(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         cw_simulator=args.cw_simulator,
         cw_port=args.cw_port,
+        workers=args.workers,
     )
     return run_dev(settings, options)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -208,12 +209,13 @@ def command_succeeds(argv: Sequence[str], timeout: float = 5.0) -> bool:
         return False
 
 
-def task_queue_polled(temporal_cli: str, address: str, namespace: str, task_queue: str) -> bool:
-    """True once a worker polls `task_queue` (so the first workflow call is served)."""
+def task_queue_pollers(temporal_cli: str, address: str, namespace: str, task_queue: str) -> set[str]:
+    """The identities of the workers that polled `task_queue`'s workflow tasks lately (empty when none or unknown)."""
     argv = [temporal_cli, "task-queue", "describe", "--task-queue", task_queue, "--namespace", namespace,
             "--address", address, "--output", "json"]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False).stdout
-    except (subprocess.TimeoutExpired, OSError):
-        return False
-    return '"identity"' in out  # a poller entry names its worker identity
+        pollers = json.loads(out).get("pollers") or []
+    except (subprocess.TimeoutExpired, OSError, ValueError, AttributeError):
+        return set()  # not answering yet, or not JSON (an error message)
+    return {p["identity"] for p in pollers if isinstance(p, dict) and p.get("identity")}
