@@ -64,8 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_session_factory = make_read_session_factory(engine)
         app.state.temporal = TemporalGateway(settings, tracer_provider=tracing)
         app.state.admission = Admission(settings.admission_max_in_flight,
-                                        account_share=settings.admission_account_share,
-                                        retry_after_s=settings.admission_retry_after_s)
+                                        max_queued_per_account=settings.admission_max_queued_per_account,
+                                        max_wait_s=settings.admission_max_wait_s,
+                                        retry_after_s=settings.admission_retry_after_s,
+                                        reserve=settings.admission_reserve)
         # One LISTEN connection per process feeds every escalation stream this process serves.
         bus = app.state.escalation_bus = EscalationBus(settings.escalation_subscriber_queue)
         listener = app.state.escalation_listener = EscalationListener(

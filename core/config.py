@@ -69,11 +69,21 @@ class Settings(BaseSettings):
                                   "when no worker polls)."
     )
     admission_max_in_flight: int = Field(
-        default=64, ge=1, le=10_000,
-        description="Workflow commands one API process lets in at once; past it a command is refused with a 429.",
+        default=4, ge=1, le=10_000,
+        description="Workflow commands one API process has with the engine at once (until a worker accepts each); "
+                    "the rest wait their account's turn (docs/fairness.md: 4 measured best on 2 cores).",
     )
-    admission_account_share: float = Field(
-        default=0.5, gt=0, le=1, description="Share of ADMISSION_MAX_IN_FLIGHT one account may hold at once."
+    admission_reserve: int = Field(
+        default=2, ge=0, le=10_000,
+        description="Slots past ADMISSION_MAX_IN_FLIGHT for accounts with no command in flight, so one "
+                    "technician's command does not wait behind another account's burst.",
+    )
+    admission_max_queued_per_account: int = Field(
+        default=500, ge=0, le=100_000,
+        description="Commands one account may have waiting for a slot; the next is refused at once with a 429.",
+    )
+    admission_max_wait_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long a command waits for a slot before a 429."
     )
     admission_retry_after_s: int = Field(default=1, ge=1, le=60, description="Retry-After of an admission 429.")
 

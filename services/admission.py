@@ -1,16 +1,19 @@
-"""Admission: how many workflow commands one API process lets in at once, and how many of them one account may hold.
+"""Admission: how many workflow commands one API process has with the engine at once, shared fairly by account.
 
-Without a bound, a burst is accepted whole, queues in the engine past every timeout and ends in 503s, while every
-other account's commands wait behind it. With one, a command is served or refused at once with a 429 and a
-`Retry-After` (`Overloaded`), and a retry with the same Idempotency-Key is the same command. The per-account cap
-keeps the rest of the capacity for the other accounts, so one account's rush is refused before theirs is; the
-engine's fairness keys then share the workers between the commands let in (docs/fairness.md).
+Without a bound, a burst is handed to the engine whole: it queues on the worker's sticky queue (first come, first
+served: the server's fairness does not reach sticky queues, docs/fairness.md) past every timeout, ends in 503s, and
+every other account's commands wait behind it. With one, at most `capacity` commands are with the engine; the rest
+wait here, one queue per account, and a freed slot goes to the next account in turn, so an account that sends one
+command waits for one slot, not for another account's burst. An account whose queue is full, or a command that
+waited `max_wait_s`, is refused with a 429 (`Overloaded`) and a `Retry-After`; nothing was done, and a retry with
+the same Idempotency-Key is the same command.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,53 +23,103 @@ log = logging.getLogger(__name__)
 
 
 class Admission:
-    """Counts the commands in flight, in all and per account, and refuses past either bound."""
+    """Slots for commands in flight, granted in turn across accounts' queues."""
 
-    def __init__(self, capacity: int, *, account_share: float, retry_after_s: int) -> None:
+    def __init__(self, capacity: int, *, max_queued_per_account: int, max_wait_s: float, retry_after_s: int,
+                 reserve: int = 0) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        # At least one: an account is never locked out by a small capacity.
-        self.account_cap = max(1, math.floor(capacity * account_share))
+        self.reserve = reserve
+        self.max_queued_per_account = max_queued_per_account
+        self.max_wait_s = max_wait_s
         self.retry_after_s = retry_after_s
-        self._in_flight = 0
-        self._by_account: dict[str, int] = {}
+        self.in_flight = 0
         self.refused = 0  # since start, for the log and the tests
+        self._held: dict[str, int] = {}
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        self._turns: deque[str] = deque()  # accounts with a queue, in the order they are served next
 
-    @property
-    def in_flight(self) -> int:
-        """Commands let in and not yet answered."""
-        return self._in_flight
-
-    def held_by(self, account: object) -> int:
-        """Commands of `account` in flight."""
-        return self._by_account.get(str(account), 0)
+    def queued(self, account: object) -> int:
+        """Commands of `account` waiting for a slot."""
+        return len(self._queues.get(str(account), ()))
 
     @asynccontextmanager
     async def admit(self, account: object, what: str) -> AsyncIterator[None]:
-        """Hold one slot of `account` while the command runs, or raise `Overloaded` at once."""
+        """Hold a slot while the body runs: at once when one is free and nobody waits, else in `account`'s turn."""
         key = str(account)
-        held = self._by_account.get(key, 0)
-        if held >= self.account_cap:
-            self._refuse(f"Your account has {held} {what} commands in progress, the most one account may have at "
-                         "once on this server")
-        if self._in_flight >= self.capacity:
-            self._refuse(f"The server has {self._in_flight} commands in progress, as many as its workers can take")
-        self._in_flight += 1
-        self._by_account[key] = held + 1
+        free = self.in_flight < self.capacity and not self._turns
+        # An account with nothing in flight may go past a burst into the reserve: its one command does not wait
+        # for a slot the burst holds (a technician's next step while another account's hundred walks run).
+        reserved = key not in self._held and key not in self._queues and self.in_flight < self.capacity + self.reserve
+        if free or reserved:
+            self._take(key)
+        else:
+            await self._wait_turn(key, what)
         try:
             yield
         finally:
-            self._in_flight -= 1
-            left = self._by_account[key] - 1
-            if left:
-                self._by_account[key] = left
+            self._give_back(key)
+
+    def _take(self, key: str) -> None:
+        self.in_flight += 1
+        self._held[key] = self._held.get(key, 0) + 1
+
+    def _give_back(self, key: str) -> None:
+        self.in_flight -= 1
+        left = self._held[key] - 1
+        if left:
+            self._held[key] = left
+        else:
+            del self._held[key]
+        self._grant()
+
+    async def _wait_turn(self, key: str, what: str) -> None:
+        queue = self._queues.get(key)
+        if queue is not None and len(queue) >= self.max_queued_per_account:
+            self._refuse(f"Your account already has {len(queue)} {what} commands waiting for the workflow "
+                         "workers, the most one account may queue on this server")
+        if queue is None:
+            queue = self._queues[key] = deque()
+            self._turns.append(key)
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(granted)
+        try:
+            await asyncio.wait_for(asyncio.shield(granted), timeout=self.max_wait_s)
+        except BaseException as exc:  # timed out, or the client went away
+            if granted.done() and not granted.cancelled():
+                self._give_back(key)  # granted in the same instant: hand the slot on
             else:
-                del self._by_account[key]
+                self._withdraw(key, granted)
+            if isinstance(exc, TimeoutError):
+                self._refuse(f"This {what} command waited {self.max_wait_s:g} s for the workflow workers, who are "
+                             "busy with other commands")
+            raise
+
+    def _withdraw(self, key: str, granted: asyncio.Future[None]) -> None:
+        queue = self._queues.get(key)
+        if queue is not None and granted in queue:
+            queue.remove(granted)
+            if not queue:
+                del self._queues[key]
+                self._turns.remove(key)
+
+    def _grant(self) -> None:
+        """Give free slots to the next waiting commands, one account after another."""
+        while self.in_flight < self.capacity and self._turns:
+            key = self._turns.popleft()
+            queue = self._queues[key]
+            granted = queue.popleft()
+            if queue:
+                self._turns.append(key)  # its next command waits for the other accounts' turns
+            else:
+                del self._queues[key]
+            self._take(key)
+            granted.set_result(None)
 
     def _refuse(self, why: str) -> None:
         self.refused += 1
-        if self.refused == 1 or self.refused % 100 == 0:  # a burst refuses hundreds: a line now and then
+        if self.refused == 1 or self.refused % 100 == 0:  # a burst may refuse hundreds: a line now and then
             log.warning("admission: refused %d command(s) so far (%s)", self.refused, why)
         raise Overloaded(f"{why}; nothing was done. Retry in {self.retry_after_s} s with the same Idempotency-Key",
                          retry_after_s=self.retry_after_s)

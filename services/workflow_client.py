@@ -131,26 +131,13 @@ class WorkflowClient:
 
         The Idempotency-Key becomes the update id, so a retry that reaches the workflow gets its first result.
         """
-        async with self._admitted(start.account_id, what):
-            return await self._update(start, update, arg, what=what, result_timeout_s=result_timeout_s,
-                                      idempotency_key=idempotency_key)
-
-    async def _update(self, start: StartSpec, update: UpdateMethodMultiParam[[Any, ParamT], ResultT], arg: ParamT,
-                      *, what: str, result_timeout_s: float, idempotency_key: str | None) -> ResultT:
         # Our updates keep their method names, so the id reads "step:<key>" in the Web UI.
         update_id = f"{getattr(update, '__name__', 'update')}:{idempotency_key}" if idempotency_key else None
-        no_worker = f"No workflow worker accepted the command within {self._accept_timeout_s:g}s"
-        handle = None
+        # The slot is held until a worker accepts: that is the engine's work. What an accepted command then waits
+        # for (a model's answer, a PSA) holds no slot.
         try:
-            if not start.creating:
-                # Most commands find their workflow running: a plain update costs the engine less than
-                # update-with-start (measured in docs/performance.md); NOT_FOUND falls through to the start.
-                running = self._client.get_workflow_handle(start.id)
-                handle = await self._bounded(_none_if_not_running(running.start_update(
-                    update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                )), self._accept_timeout_s, what, no_worker)
-            if handle is None:
-                handle = await self._update_with_start(start, update, arg, update_id, what, no_worker)
+            async with self._admitted(start.account_id, what):
+                handle = await self._accepted(start, update, arg, update_id, what)
         except (EngineUnavailable, Overloaded):
             await self._raise_if_failing(start.id, what)
             raise
@@ -159,6 +146,20 @@ class WorkflowClient:
             f"The command was accepted but did not finish within {result_timeout_s:g}s (a retry with the same "
             "Idempotency-Key gets its answer)",
         )
+
+    async def _accepted(self, start: StartSpec, update: UpdateMethodMultiParam[[Any, ParamT], ResultT], arg: ParamT,
+                        update_id: str | None, what: str) -> WorkflowUpdateHandle[ResultT]:
+        no_worker = f"No workflow worker accepted the command within {self._accept_timeout_s:g}s"
+        if not start.creating:
+            # Most commands find their workflow running: a plain update costs the engine less than
+            # update-with-start (measured in docs/performance.md); NOT_FOUND falls through to the start.
+            running = self._client.get_workflow_handle(start.id)
+            handle = await self._bounded(_none_if_not_running(running.start_update(
+                update, arg, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )), self._accept_timeout_s, what, no_worker)
+            if handle is not None:
+                return handle
+        return await self._update_with_start(start, update, arg, update_id, what, no_worker)
 
     async def _update_with_start(self, start: StartSpec, update: UpdateMethodMultiParam[[Any, ParamT], ResultT],
                                  arg: ParamT, update_id: str | None, what: str,
@@ -189,22 +190,14 @@ class WorkflowClient:
         third party, gave up) is an `UpstreamFailed` saying `failed`. With `share_running`, a caller that
         finds a run with the same id running waits for that run instead of starting another.
         """
-        async with self._admitted(account_id, what):
-            return await self._execute(run, arg, id=id, what=what, limit=limit, failed=failed, account_id=account_id,
-                                       share_running=share_running)
-
-    def _admitted(self, account_id: object, what: str) -> AbstractAsyncContextManager[None]:
-        # The API bounds what it lets in (services/admission.py); a workflow's own commands are not bounded here.
-        return self._admission.admit(account_id, what) if self._admission is not None else nullcontext()
-
-    async def _execute(self, run: Callable[[Any, Any], Awaitable[ResultT]], arg: Any, *, id: str, what: str,
-                       limit: timedelta, failed: str, account_id: object, share_running: bool) -> ResultT:
         conflict = WorkflowIDConflictPolicy.USE_EXISTING if share_running else WorkflowIDConflictPolicy.FAIL
-        handle = await self._bounded(
-            self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit,
-                                        id_conflict_policy=conflict, priority=interactive_priority(account_id)),
-            self._accept_timeout_s, what, f"The workflow engine did not start the {what} in time",
-        )
+        # Only the start holds a slot: the new workflow's first task waits on the engine's own (fair) queue.
+        async with self._admitted(account_id, what):
+            handle = await self._bounded(
+                self._client.start_workflow(run, arg, id=id, task_queue=self._task_queue, execution_timeout=limit,
+                                            id_conflict_policy=conflict, priority=interactive_priority(account_id)),
+                self._accept_timeout_s, what, f"The workflow engine did not start the {what} in time",
+            )
         result = asyncio.ensure_future(handle.result())
         try:
             return await asyncio.wait_for(asyncio.shield(result), timeout=self._accept_timeout_s)
@@ -228,6 +221,10 @@ class WorkflowClient:
         finally:
             if not result.done():
                 result.cancel()  # we stopped waiting: do not leave a poll running
+
+    def _admitted(self, account_id: object, what: str) -> AbstractAsyncContextManager[None]:
+        # The API bounds what it has with the engine (services/admission.py); a workflow's own commands are not.
+        return self._admission.admit(account_id, what) if self._admission is not None else nullcontext()
 
     async def _bounded(self, call: Awaitable[ResultT], timeout_s: float, what: str, timeout_detail: str) -> ResultT:
         try:

@@ -26,27 +26,75 @@ TREE = {"root": "a", "nodes": {
 BURST = 20
 
 
-async def test_admission_refuses_past_an_accounts_share_and_past_the_total_and_frees_slots() -> None:
-    admission = Admission(4, account_share=0.5, retry_after_s=2)
-    async with admission.admit("a", "walk"), admission.admit("a", "walk"):
-        with pytest.raises(Overloaded) as mine:
-            async with admission.admit("a", "walk"):
-                pass
-        assert mine.value.retry_after_s == 2 and "Your account has 2 walk commands" in str(mine.value.detail)
-        async with admission.admit("b", "walk"), admission.admit("c", "walk"):
-            with pytest.raises(Overloaded) as full:
-                async with admission.admit("d", "walk"):
-                    pass
-            assert "The server has 4 commands in progress" in str(full.value.detail)
-        assert admission.in_flight == 2 and admission.held_by("b") == 0
-    with pytest.raises(RuntimeError):
-        async with admission.admit("a", "walk"):
-            raise RuntimeError("the command failed")
-    assert admission.in_flight == 0 and admission.held_by("a") == 0 and admission.refused == 2
-    assert Admission(3, account_share=0.1, retry_after_s=1).account_cap == 1  # never locked out
+async def _held(admission: Admission, account: str, release: asyncio.Event, log: list[str]) -> None:
+    async with admission.admit(account, "walk"):
+        log.append(account)
+        await release.wait()
 
 
-async def _walks(client: AsyncClient, db: AsyncSession, count: int) -> tuple[dict[str, str], list[str]]:
+async def test_freed_slots_go_to_accounts_in_turn_so_one_command_does_not_wait_for_a_burst() -> None:
+    admission = Admission(2, max_queued_per_account=10, max_wait_s=30, retry_after_s=2)
+    release = {name: asyncio.Event() for name in ("a1", "a2", "a3", "a4", "a5", "a6", "b1")}
+    granted: list[str] = []
+    holders = [asyncio.ensure_future(_held(admission, "A", release[f"a{i}"], granted)) for i in range(1, 7)]
+    await asyncio.sleep(0)
+    holders.append(asyncio.ensure_future(_held(admission, "B", release["b1"], granted)))
+    await asyncio.sleep(0)
+    assert granted == ["A", "A"] and admission.queued("A") == 4 and admission.queued("B") == 1
+    release["a1"].set()  # A's queue came first: its next command, then B's, not A's other three
+    release["a2"].set()
+    await asyncio.sleep(0.01)
+    assert granted == ["A", "A", "A", "B"], granted
+    for event in release.values():
+        event.set()
+    await asyncio.gather(*holders)
+    assert admission.in_flight == 0 and granted.count("A") == 6
+
+
+async def test_an_account_with_nothing_in_flight_goes_past_a_burst_into_the_reserve() -> None:
+    admission = Admission(2, max_queued_per_account=10, max_wait_s=30, retry_after_s=1, reserve=1)
+    release = asyncio.Event()
+    granted: list[str] = []
+    holders = [asyncio.ensure_future(_held(admission, "A", release, granted)) for _ in range(4)]
+    await asyncio.sleep(0)
+    holders.append(asyncio.ensure_future(_held(admission, "B", release, granted)))
+    holders.append(asyncio.ensure_future(_held(admission, "C", release, granted)))
+    await asyncio.sleep(0)
+    # A's burst holds the two slots and queues two; B goes at once into the reserve, C (the reserve taken) waits.
+    assert granted == ["A", "A", "B"] and admission.in_flight == 3
+    assert admission.queued("A") == 2 and admission.queued("C") == 1
+    release.set()
+    await asyncio.gather(*holders)
+    assert admission.in_flight == 0 and sorted(granted) == ["A"] * 4 + ["B", "C"]
+
+
+async def test_a_full_queue_is_refused_at_once_a_long_wait_with_a_429_and_a_gone_caller_leaves_the_queue() -> None:
+    admission = Admission(1, max_queued_per_account=1, max_wait_s=0.2, retry_after_s=3)
+    release = asyncio.Event()
+    holder = asyncio.ensure_future(_held(admission, "A", release, []))
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(_held(admission, "A", asyncio.Event(), []))
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded) as full:  # at once: no waiting in a full queue
+        async with admission.admit("A", "walk"):
+            pass
+    assert full.value.retry_after_s == 3 and "already has 1 walk commands waiting" in str(full.value.detail)
+    with pytest.raises(Overloaded) as waited:
+        await waiter
+    assert "waited 0.2 s" in str(waited.value.detail) and admission.queued("A") == 0
+    gone = asyncio.ensure_future(_held(admission, "B", asyncio.Event(), []))
+    await asyncio.sleep(0)
+    assert admission.queued("B") == 1
+    gone.cancel()
+    await asyncio.sleep(0.01)
+    assert admission.queued("B") == 0
+    release.set()
+    await holder
+    assert admission.in_flight == 0 and admission.refused == 2
+
+
+async def _walks(client: AsyncClient, db: AsyncSession, count: int) -> tuple[dict[str, str], list[str], str]:
+    """An L1 tech's headers, `count` walks of theirs at the first question, and their account id."""
     owner = await make_user(client, db, role="owner")
     tech = (await add_member(client, owner["headers"], role="l1_tech"))["headers"]
     flow = (await client.post(f"{API}/flows", headers=owner["headers"],
@@ -56,7 +104,7 @@ async def _walks(client: AsyncClient, db: AsyncSession, count: int) -> tuple[dic
         body = (await client.post(f"{API}/intake", headers=tech,
                                   json={"problem_statement": "p", "flow_id": flow["id"]})).json()
         ids.append(body["session_id"])
-    return tech, ids
+    return tech, ids, str(owner["account_id"])
 
 
 def _step(client: AsyncClient, headers: dict[str, str], sid: str, key: str) -> Any:
@@ -72,36 +120,43 @@ async def _until(predicate: Any, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_a_burst_past_an_accounts_share_is_refused_at_once_and_another_account_is_still_served(
+async def test_a_burst_waits_its_turn_another_account_goes_between_and_an_overflow_is_refused_at_once(
     make_stack: StackFactory, temporal_client: Client, db: AsyncSession
 ) -> None:
     # No worker while the burst arrives: what is let in stays in flight, so the bound is met for certain.
-    async with make_stack(with_worker=False, workflow_call_timeout_s=60, admission_max_in_flight=6,
-                          admission_account_share=0.5) as stack:
+    async with make_stack(with_worker=False, workflow_call_timeout_s=60, admission_max_in_flight=3,
+                          admission_max_queued_per_account=10, admission_max_wait_s=60) as stack:
         client, queue, admission = stack.client, stack.settings.temporal_task_queue, stack.app.state.admission
         async with build_worker(temporal_client, stack.deps, task_queue=queue):
-            tech_a, walks_a = await _walks(client, db, BURST)
-            tech_b, [walk_b] = await _walks(client, db, 1)
+            tech_a, walks_a, account_a = await _walks(client, db, BURST)
+            tech_b, [walk_b], account_b = await _walks(client, db, 1)
 
+        finished: list[str] = []
         keys = {sid: f"burst-{uuid.uuid4()}" for sid in walks_a}
         sent = {sid: asyncio.ensure_future(_step(client, tech_a, sid, keys[sid])) for sid in walks_a}
-        await _until(lambda: sum(t.done() for t in sent.values()) == BURST - 3, "the refusals")
-        refused: dict[str, Response] = {sid: t.result() for sid, t in sent.items() if t.done()}
+        for sid, task in sent.items():
+            task.add_done_callback(lambda _, sid=sid: finished.append(sid))
+        # 3 with the engine, 10 waiting, 7 refused at once.
+        await _until(lambda: len(finished) == BURST - 13, "the refusals")
+        refused: dict[str, Response] = {sid: sent[sid].result() for sid in finished}
         for answer in refused.values():
             assert answer.status_code == 429, answer.text
             assert answer.headers["Retry-After"] == "1"
-            assert "Your account has 3 walk session commands in progress" in answer.json()["detail"]
-        assert admission.in_flight == 3
+            assert "Your account already has 10 walk session commands waiting" in answer.json()["detail"]
+        assert admission.in_flight == 3 and admission.queued(account_a) == 10
 
-        # Account A holds its share; B's command is let in (it waits for the worker like A's three).
         b_step = asyncio.ensure_future(_step(client, tech_b, walk_b, f"b-{uuid.uuid4()}"))
+        b_step.add_done_callback(lambda _: finished.append("B"))
+        # B has nothing in flight: it goes past A's queue into the reserve (and waits for the worker like A's three).
         await _until(lambda: admission.in_flight == 4, "B's command to be let in")
-        assert not b_step.done()
+        assert admission.queued(account_b) == 0 and not b_step.done()
 
         async with build_worker(temporal_client, stack.deps, task_queue=queue):
             assert (await b_step).status_code == 200
             served = await asyncio.gather(*(t for sid, t in sent.items() if sid not in refused))
-            assert [r.status_code for r in served] == [200, 200, 200]
+            assert {r.status_code for r in served} == {200}
+            # B came after ten of A's were queued, and was served with the first ones, not after all ten.
+            assert finished.index("B") - len(refused) <= 4, finished
             retried: list[int] = []
             again = await asyncio.gather(*(sent_until_served(lambda sid=sid: _step(client, tech_a, sid, keys[sid]),
                                                              retried) for sid in refused))
