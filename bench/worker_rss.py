@@ -19,10 +19,14 @@ def find_worker(pid: int | None) -> psutil.Process | None:
     if pid:
         return psutil.Process(pid)
     target = str(PROJECT_ROOT / "worker.py")
+    found = None
     for proc in psutil.process_iter(["cmdline"]):
-        if target in (proc.info.get("cmdline") or []):
+        cmdline = proc.info.get("cmdline") or []
+        if target in cmdline:
             return proc
-    return None
+        if found is None and any(arg.endswith("/worker.py") for arg in cmdline):
+            found = proc  # a checkout elsewhere (a benched snapshot)
+    return found
 
 
 class PeakRss:

@@ -12,10 +12,13 @@ from temporalio.client import Client
 from temporalio.common import Priority
 from temporalio.worker import Worker
 
+from tests.ai_sessions.support import outcome_url, session_with_fix
 from tests.fairness_workflow import FirstTaskWorkflow
 from tests.helpers import add_member, make_user
 from tests.stack import StackFactory
+from workflows.contracts.ai_session import session_workflow_id
 from workflows.contracts.common import PRIORITY_BACKGROUND, PRIORITY_INTERACTIVE, interactive_priority
+from workflows.contracts.fix import fix_workflow_id
 from workflows.contracts.walk import walk_workflow_id
 
 
@@ -56,15 +59,28 @@ async def test_interactive_work_goes_before_background_work_of_the_same_account(
     assert max(positions) < 8, order
 
 
-async def test_a_walks_workflow_carries_its_account_as_fairness_key_at_interactive_priority(
+async def _priority(client: Client, workflow_id: str) -> tuple[int, str]:
+    described = await client.get_workflow_handle(workflow_id).describe()
+    priority = described.raw_description.workflow_execution_info.priority
+    return priority.priority_key, priority.fairness_key
+
+
+async def test_the_products_workflows_carry_their_account_as_fairness_key_at_interactive_priority(
     make_stack: StackFactory, temporal_client: Client, db: AsyncSession
 ) -> None:
     async with make_stack() as stack:
-        owner = await make_user(stack.client, db, role="owner")
-        tech = (await add_member(stack.client, owner["headers"], role="l1_tech"))["headers"]
-        body = (await stack.client.post("/api/v1/l1/intake", headers=tech,
-                                        json={"problem_statement": "vpn drops", "adhoc": True})).json()
-        described = await temporal_client.get_workflow_handle(walk_workflow_id(body["session_id"])).describe()
-        priority = described.raw_description.workflow_execution_info.priority
-        assert priority.fairness_key == str(owner["account_id"])
-        assert priority.priority_key == PRIORITY_INTERACTIVE
+        client = stack.client
+        owner = await make_user(client, db, role="owner")
+        account = str(owner["account_id"])
+        tech = (await add_member(client, owner["headers"], role="l1_tech"))["headers"]
+        walk = (await client.post("/api/v1/l1/intake", headers=tech,
+                                  json={"problem_statement": "vpn drops", "adhoc": True})).json()
+        assert await _priority(temporal_client, walk_workflow_id(walk["session_id"])) == (PRIORITY_INTERACTIVE, account)
+
+        engineer = (await add_member(client, owner["headers"], role="engineer"))["headers"]
+        session_id, fix_id = await session_with_fix(client, engineer)
+        parked = await client.patch(outcome_url(session_id, fix_id), headers=engineer,
+                                    json={"outcome": "applied_pending", "notes": "waiting on replication"})
+        assert parked.status_code == 200, parked.text
+        assert await _priority(temporal_client, session_workflow_id(session_id)) == (PRIORITY_INTERACTIVE, account)
+        assert await _priority(temporal_client, fix_workflow_id(fix_id)) == (PRIORITY_INTERACTIVE, account)
