@@ -4,6 +4,7 @@ account's command is still let in, and every refused command retried with its Id
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from typing import Any
 
@@ -158,7 +159,7 @@ async def test_a_burst_waits_its_turn_another_account_goes_between_and_an_overfl
             # B came after ten of A's were queued, and was served with the first ones, not after all ten.
             assert finished.index("B") - len(refused) <= 4, finished
             retried: list[int] = []
-            again = await asyncio.gather(*(sent_until_served(lambda sid=sid: _step(client, tech_a, sid, keys[sid]),
+            again = await asyncio.gather(*(sent_until_served(functools.partial(_step, client, tech_a, sid, keys[sid]),
                                                              retried) for sid in refused))
             assert {r.status_code for r in again} == {200}, [r.text for r in again]
             assert 503 not in retried
