@@ -135,12 +135,12 @@ class WorkflowClient:
         update_id = f"{getattr(update, '__name__', 'update')}:{idempotency_key}" if idempotency_key else None
         # The slot is held until a worker accepts: that is the engine's work. What an accepted command then waits
         # for (a model's answer, a PSA) holds no slot.
-        try:
-            async with self._admitted(start.account_id, what):
+        async with self._admitted(start.account_id, what):  # a refusal here reached no workflow: nothing to check
+            try:
                 handle = await self._accepted(start, update, arg, update_id, what)
-        except (EngineUnavailable, Overloaded):
-            await self._raise_if_failing(start.id, what)
-            raise
+            except (EngineUnavailable, Overloaded):
+                await self._raise_if_failing(start.id, what)
+                raise
         return await self._bounded(
             handle.result(), result_timeout_s, what,
             f"The command was accepted but did not finish within {result_timeout_s:g}s (a retry with the same "
