@@ -1,7 +1,7 @@
 """The PSA provider interface and the errors a provider raises.
 
-ConnectWise is the one provider built; the interface is shaped so Autotask (a global status
-picklist) and HaloPSA (statuses per ticket type) fit it too: statuses are listed *for a ticket*.
+One module per provider (ConnectWise, Autotask, HaloPSA). Statuses are listed *for a ticket*: ConnectWise's
+belong to its board, Autotask's are one picklist, HaloPSA's follow the ticket's type.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ class PsaNote:
     text: str
     note_type: NoteType
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PsaPost:
+    """What one write of work to a ticket left there: the note, the time entry (if time was logged) and
+    whether the status change already went with it (HaloPSA's action carries it; the caller then only verifies)."""
+
+    note: PsaNote
+    time_entry_id: str | None = None
+    status_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,12 @@ class PsaProvider(Protocol):
 
     async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:
         """The ticket's note whose text contains `marker`, if any (how a retry recognises its own post)."""
+        ...
+
+    async def post_work(self, ticket_id: str, text: str, note_type: NoteType, *, minutes: int | None,
+                        status_id: int | None, ended_at: datetime) -> PsaPost:
+        """Post the note, with `minutes` of work ending at `ended_at` logged as time carrying it (never a second
+        copy of the note); a provider whose note can carry the status change (HaloPSA) sends `status_id` too."""
         ...
 
     async def update_status(self, ticket_id: str, status_id: int) -> None:
