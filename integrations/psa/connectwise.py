@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +25,7 @@ from integrations.psa.base import (
     PsaError,
     PsaNote,
     PsaNotFound,
+    PsaPost,
     PsaRateLimited,
     PsaRejected,
     PsaSiteRefused,
@@ -42,6 +43,14 @@ _FLAG_BY_TYPE = {
     NoteType.INTERNAL_ANALYSIS: "internalAnalysisFlag",
     NoteType.RESOLUTION: "resolutionFlag",
 }
+# A time entry's notes land on the ticket as the note whose visibility these flags give (the same three choices).
+_TIME_FLAG_BY_TYPE = {
+    NoteType.DESCRIPTION: "addToDetailDescriptionFlag",
+    NoteType.INTERNAL_ANALYSIS: "addToInternalAnalysisFlag",
+    NoteType.RESOLUTION: "addToResolutionFlag",
+}
+MAX_WORK_MINUTES = 1440  # API.md: time_minutes is 1 to 1440 (one day)
+_CW_TIME = "%Y-%m-%dT%H:%M:%SZ"
 # CW record ids are positive 32-bit integers; up to 10 digits keeps int() cheap before the range check.
 _ID = re.compile(r"[0-9]{1,10}")
 MAX_ID = 2**31 - 1
@@ -179,6 +188,17 @@ def _to_note(note: dict[str, Any]) -> PsaNote:
         note_type=_note_type(note),
         created_at=_parse_datetime(note.get("dateCreated")),
     )
+
+
+def _time_entry_note(item: dict[str, Any]) -> PsaNote | None:
+    """An `allNotes` item that is a time entry's note, as a PsaNote whose id is the time entry's id."""
+    if item.get("noteType") != "TimeEntryNote":
+        return None
+    entry_id = item.get("timeEntryId", item.get("id"))
+    if not isinstance(entry_id, int) or isinstance(entry_id, bool):
+        return None
+    return PsaNote(id=str(entry_id), text=str(item.get("text") or ""), note_type=_note_type(item),
+                   created_at=_parse_datetime(item.get("dateCreated")))
 
 
 def _ref_id(ref: Any) -> int | None:
@@ -388,21 +408,60 @@ class ConnectWiseClient:
                                  may_have_landed=True)
         return _to_note(data)
 
-    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
-        """PATCH the note's text (its flags, and so who may read it, stay as posted)."""
+    async def post_work(self, ticket_id: str, text: str, note_type: NoteType, *, minutes: int | None,
+                        status_id: int | None, ended_at: datetime) -> PsaPost:
+        """The note alone (no minutes), or ONE time entry of `minutes` ending at `ended_at` whose notes are the
+        note (no second copy); `status_id` is not sent: CW's time entry cannot carry it (status_sent=False)."""
+        if minutes is None:
+            return PsaPost(note=await self.post_note(ticket_id, text, note_type))
+        if isinstance(minutes, bool) or not 1 <= minutes <= MAX_WORK_MINUTES:
+            raise PsaRejected(f"Time worked must be 1 to {MAX_WORK_MINUTES} minutes; {minutes!r} is not")
+        if ended_at.tzinfo is None:
+            # A naive time would be read as the server's local time: refuse it rather than log the wrong hours.
+            raise PsaRejected("The time the work ended must carry its time zone")
+        tid = int(self._ticket_path(ticket_id).rsplit("/", 1)[1])
+        end = ended_at.astimezone(UTC)
+        body: dict[str, Any] = {
+            "chargeToType": "ServiceTicket", "chargeToId": tid,
+            "timeStart": (end - timedelta(minutes=minutes)).strftime(_CW_TIME), "timeEnd": end.strftime(_CW_TIME),
+            "notes": text, **{flag: kind is note_type for kind, flag in _TIME_FLAG_BY_TYPE.items()},
+        }
+        data = self._json(await self.request("POST", "time/entries", json=body))
+        entry_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(entry_id, int) or isinstance(entry_id, bool):
+            raise PsaUnavailable(f"ConnectWise answered the time entry on ticket {ticket_id} with something "
+                                 "unexpected", may_have_landed=True)
+        note = PsaNote(id=str(entry_id), text=str(data.get("notes") or text), note_type=note_type,
+                       created_at=_parse_datetime(data.get("dateEntered")))
+        return PsaPost(note=note, time_entry_id=str(entry_id))
+
+    async def update_note(self, ticket_id: str, note_id: str, text: str, *, time_entry: bool = False) -> None:
+        """PATCH the note's text (its flags, and so who may read it, stay as posted); `time_entry=True` when
+        `note_id` is a time entry's id (PsaPost.time_entry_id): its `notes` are the note."""
+        kind = "time entry" if time_entry else "note"
         nid = str(note_id).strip()
-        if problem := id_problem("note", nid):
+        if problem := id_problem(kind, nid):
             raise PsaRejected(problem)
-        patch = [{"op": "replace", "path": "text", "value": text}]
-        await self.request("PATCH", f"{self._ticket_path(ticket_id)}/notes/{nid}", json=patch)
+        ticket_path = self._ticket_path(ticket_id)
+        # Ticket notes and time entries are numbered apart, so the same id may name one of each: only the caller
+        # knows which it posted, and guessing (try one, then the other) could overwrite someone else's note.
+        field, path = ("notes", f"time/entries/{nid}") if time_entry else ("text", f"{ticket_path}/notes/{nid}")
+        await self.request("PATCH", path, json=[{"op": "replace", "path": field, "value": text}])
 
     async def find_note(self, ticket_id: str, marker: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> PsaNote | None:
-        """The newest note whose text contains `marker`, paging through the ticket's notes newest first."""
-        params = {"orderBy": "id desc"}
-        async for note in self._paged(f"{self._ticket_path(ticket_id)}/notes", params, page_size):
+        """The newest note whose text contains `marker`: the ticket's notes newest first, then (CW lists a time
+        entry's note only there) the time-entry notes of `allNotes`, whose ids are the time entries' ids."""
+        ticket_path = self._ticket_path(ticket_id)
+        async for note in self._paged(f"{ticket_path}/notes", {"orderBy": "id desc"}, page_size):
             if marker in str(note.get("text") or ""):
                 return _to_note(note)
-        return None
+        # allNotes is read in CW's own order (no orderBy is documented for it): the newest match is the highest id.
+        newest: PsaNote | None = None
+        async for item in self._paged(f"{ticket_path}/allNotes", {}, page_size):
+            found = _time_entry_note(item)
+            if found is not None and marker in found.text and (newest is None or int(found.id) > int(newest.id)):
+                newest = found
+        return newest
 
     async def update_status(self, ticket_id: str, status_id: int) -> None:
         """PATCH the ticket's status; the caller re-reads the ticket, since workflow rules may revert it."""

@@ -1,8 +1,9 @@
 """An in-memory ConnectWise Manage stand-in (ASGI) for tests and the local demo.
 
-It answers the few routes the write-back uses the way ConnectWise does, including its traps: a PATCH
-with the nested path `status/id` answers 200 and changes nothing. Switches inject rate limits,
-failures after a note is stored, ignored status changes and slow answers. Control routes under
+It answers the few routes the write-back uses the way ConnectWise does (tickets, notes, time entries whose
+notes show only in a ticket's `allNotes`, board statuses), including its traps: a PATCH with the nested path
+`status/id` answers 200 and changes nothing. Switches inject rate limits, failures after a note or time entry
+is stored, ignored status changes and slow answers. Control routes under
 `/_simulator/` need no auth: bind it to 127.0.0.1 only.
 """
 
@@ -15,9 +16,8 @@ import binascii
 import os
 import re
 import secrets
-from collections import Counter
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,144 +25,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+# The state lives in its own module; these names are imported from here too, so they stay importable here.
+from integrations.psa.connectwise_simulator_state import (
+    NOTE_FLAGS,
+    SEED_STATUSES,
+    TIME_ENTRY_FLAGS,
+    RecordedRequest,
+    SimulatorCredentials,
+    SimulatorState,
+    SimulatorSwitches,
+)
+
+__all__ = [
+    "API_PREFIX", "CODEBASE", "SEED_STATUSES", "RecordedRequest", "SimulatorCredentials", "SimulatorState",
+    "SimulatorSwitches", "build_simulator_app", "cw_error", "main",
+]
+
 CODEBASE = "v4_6_release/"
 API_PREFIX = f"/{CODEBASE}apis/3.0"
 CW_DEFAULT_PAGE_SIZE = 25
 CW_MAX_PAGE_SIZE = 1000
 _PATH_PARAM = re.compile(r"\{[a-z_]+:int\}")
-SEED_STATUSES = [(16, "New", False), (17, "In Progress", False), (42, "Resolved", True), (57, "Escalated", False),
-                 (60, "Closed", True)]
-
-
-@dataclass
-class SimulatorCredentials:
-    """The one API member (and clientId) the simulator accepts."""
-
-    company_id: str
-    public_key: str
-    private_key: str
-    client_id: str
-
-    def __repr__(self) -> str:
-        return (f"SimulatorCredentials(company_id={self.company_id!r}, public_key={self.public_key!r}, "
-                f"private_key='***', client_id={self.client_id!r})")
-
-
-@dataclass
-class SimulatorSwitches:
-    """Faults to inject; counters count down as calls consume them."""
-
-    ignore_status_change: bool = False  # a status PATCH answers 200 but is not applied (a workflow rule)
-    rate_limit_next: int = 0  # the next N API calls answer 429
-    retry_after_s: int = 1
-    fail_after_note_store_next: int = 0  # the next N note POSTs store the note, then answer 500
-    delay_s: float = 0.0  # sleep before answering any ConnectWise route
-    note_post_delay_s: float = 0.0  # a note POST is stored after this many seconds, then answered (a slow CW)
-
-
-@dataclass
-class RecordedRequest:
-    """One request the simulator received (headers lower-cased)."""
-
-    method: str
-    route: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any = None
-    status: int | None = None
-
-
-class SimulatorState:
-    """Tickets, boards, notes, switches and the request log of one simulated site."""
-
-    def __init__(self) -> None:
-        self.switches = SimulatorSwitches()
-        self.boards: dict[int, dict[str, Any]] = {}
-        self.tickets: dict[int, dict[str, Any]] = {}
-        self._notes: dict[int, list[dict[str, Any]]] = {}
-        self._next_note_id = 1
-        self.requests: list[RecordedRequest] = []
-        self.add_board(1, "Service Board")
-        for sid, name, closed in SEED_STATUSES:
-            self.add_status(1, sid, name, closed=closed)
-        self.add_ticket(48291, "Outlook prompts for password after M365 migration", status_id=16)
-        self.add_ticket(48292, "Printer on 3rd floor offline", status_id=17)
-        self.add_ticket(48293, "New starter needs VPN access", status_id=16)
-
-    def add_board(self, board_id: int, name: str) -> None:
-        """Add an empty service board."""
-        self.boards[board_id] = {"id": board_id, "name": name, "statuses": {}}
-
-    def add_status(self, board_id: int, status_id: int, name: str, *, closed: bool = False,
-                   inactive: bool = False) -> None:
-        """Add a status to a board."""
-        self.boards[board_id]["statuses"][status_id] = {
-            "id": status_id, "name": name, "board": {"id": board_id}, "closedStatus": closed, "inactive": inactive,
-        }
-
-    def add_ticket(self, ticket_id: int, summary: str, *, status_id: int, board_id: int = 1) -> None:
-        """Add a ticket on a board."""
-        self.tickets[ticket_id] = {"id": ticket_id, "summary": summary, "board_id": board_id, "status_id": status_id}
-        self._notes.setdefault(ticket_id, [])
-
-    def set_status(self, ticket_id: int, status_id: int) -> None:
-        """Change a ticket's status behind the API's back (what a workflow rule or a person would do)."""
-        ticket = self.tickets[ticket_id]
-        if status_id not in self.boards[ticket["board_id"]]["statuses"]:
-            raise ValueError(f"status {status_id} is not on board {ticket['board_id']}")
-        ticket["status_id"] = status_id
-
-    def notes(self, ticket_id: int) -> list[dict[str, Any]]:
-        """The notes stored on a ticket, oldest first."""
-        return list(self._notes.get(ticket_id, []))
-
-    def add_note(self, ticket_id: int, text: str, flags: dict[str, bool]) -> dict[str, Any]:
-        """Store a note as the API would."""
-        note = {
-            "id": self._next_note_id, "ticketId": ticket_id, "text": text, **flags,
-            "dateCreated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "createdBy": "api-member",
-        }
-        self._next_note_id += 1
-        self._notes.setdefault(ticket_id, []).append(note)
-        return dict(note)
-
-    def update_note(self, ticket_id: int, note_id: int, text: str) -> dict[str, Any] | None:
-        """Replace a note's text; None when the ticket has no such note."""
-        for note in self._notes.get(ticket_id, []):
-            if note["id"] == note_id:
-                note["text"] = text
-                return dict(note)
-        return None
-
-    def requests_to(self, route: str) -> list[RecordedRequest]:
-        """Requests received for a route, e.g. `POST service/tickets/{id}/notes`."""
-        return [r for r in self.requests if r.route == route]
-
-    def route_counts(self) -> dict[str, int]:
-        """How many requests each route received."""
-        return dict(Counter(r.route for r in self.requests))
-
-    def ticket_json(self, ticket_id: int) -> dict[str, Any]:
-        """A ticket as CW's `service/tickets/{id}` shows it (the fields the write-back reads)."""
-        t = self.tickets[ticket_id]
-        board = self.boards[t["board_id"]]
-        status = board["statuses"].get(t["status_id"], {"name": None})
-        return {
-            "id": t["id"], "summary": t["summary"],
-            "board": {"id": board["id"], "name": board["name"]},
-            "status": {"id": t["status_id"], "name": status["name"]},
-        }
-
-    def snapshot(self) -> dict[str, Any]:
-        """Tickets with note counts, switches and request counts, for `/_simulator/state`."""
-        return {
-            "tickets": {
-                str(tid): {**self.ticket_json(tid), "note_count": len(self._notes.get(tid, []))} for tid in self.tickets
-            },
-            "switches": asdict(self.switches),
-            "requests": self.route_counts(),
-        }
 
 
 def cw_error(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None,
@@ -175,6 +58,17 @@ def cw_error(status: int, code: str, message: str, errors: list[dict[str, str]] 
 def _invalid(field_name: str, message: str, resource: str = "ticket") -> JSONResponse:
     return cw_error(400, "InvalidObject", f"{resource} object is invalid",
                     [{"code": "InvalidObject", "message": message, "resource": resource, "field": field_name}])
+
+
+def _cw_time(value: Any) -> datetime | None:
+    """An ISO 8601 time with its zone (CW sends and takes `...Z`), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _paged(request: Request, items: list[dict[str, Any]]) -> Response:
@@ -304,6 +198,17 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
         notes = st.notes(tid)
         return _paged(request, notes[::-1] if order == "id desc" else notes)
 
+    async def store_then_answer(store: Any) -> Response:
+        """A note or time-entry POST, once valid: the slow-CW and failed-after-store switches apply to both."""
+        if st.switches.note_post_delay_s > 0:
+            # Like a busy CW: the record is stored late, whether or not the caller is still waiting.
+            await asyncio.sleep(st.switches.note_post_delay_s)
+        stored = store()
+        if st.switches.fail_after_note_store_next > 0:
+            st.switches.fail_after_note_store_next -= 1
+            return cw_error(500, "UnexpectedError", "An unexpected error has occurred")
+        return JSONResponse(stored, status_code=201)
+
     async def post_note(request: Request, body: Any) -> Response:
         tid = request.path_params["ticket_id"]
         if not isinstance(body, dict):
@@ -311,18 +216,48 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
             return _invalid("text", "Text is required", "serviceNote")
-        flags = {f: body.get(f) is True for f in ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")}
+        flags = {f: body.get(f) is True for f in NOTE_FLAGS}
         if sum(flags.values()) != 1:
             return _invalid("detailDescriptionFlag", "Exactly one of detailDescriptionFlag, internalAnalysisFlag "
                             "and resolutionFlag must be true", "serviceNote")
-        if st.switches.note_post_delay_s > 0:
-            # Like a busy CW: the note is stored late, whether or not the caller is still waiting.
-            await asyncio.sleep(st.switches.note_post_delay_s)
-        note = st.add_note(tid, text, flags)
-        if st.switches.fail_after_note_store_next > 0:
-            st.switches.fail_after_note_store_next -= 1
-            return cw_error(500, "UnexpectedError", "An unexpected error has occurred")
-        return JSONResponse(note, status_code=201)
+        return await store_then_answer(lambda: st.add_note(tid, text, flags))
+
+    async def list_all_notes(request: Request, body: Any) -> Response:
+        return _paged(request, st.all_notes(request.path_params["ticket_id"]))
+
+    async def post_time_entry(request: Request, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return cw_error(400, "InvalidObject", "A JSON object is required")
+        if body.get("chargeToType") != "ServiceTicket":
+            return _invalid("chargeToType", "The simulator charges time to ServiceTicket only", "timeEntry")
+        tid = body.get("chargeToId")
+        if isinstance(tid, bool) or not isinstance(tid, int) or tid not in st.tickets:
+            return _invalid("chargeToId", f"Service ticket {tid!r} was not found", "timeEntry")
+        start, end = _cw_time(body.get("timeStart")), _cw_time(body.get("timeEnd"))
+        if start is None or end is None:
+            return _invalid("timeStart", "timeStart and timeEnd must be ISO 8601 UTC times", "timeEntry")
+        if not start < end:
+            return _invalid("timeEnd", "timeEnd must be after timeStart", "timeEntry")
+        notes = body.get("notes")
+        if not isinstance(notes, str) or not notes.strip():
+            return _invalid("notes", "Notes are required", "timeEntry")
+        flags = {f: body.get(f) is True for f in TIME_ENTRY_FLAGS}
+        if sum(flags.values()) != 1:
+            return _invalid("addToDetailDescriptionFlag", "Exactly one of addToDetailDescriptionFlag, "
+                            "addToInternalAnalysisFlag and addToResolutionFlag must be true", "timeEntry")
+        return await store_then_answer(lambda: st.add_time_entry(tid, start, end, notes, flags))
+
+    async def patch_time_entry(request: Request, body: Any) -> Response:
+        eid = request.path_params["entry_id"]
+        ops = body if isinstance(body, list) else []
+        values = [op.get("value") for op in ops if isinstance(op, dict) and op.get("op") == "replace"
+                  and str(op.get("path", "")).strip("/") == "notes"]
+        if len(values) != 1 or len(ops) != 1 or not isinstance(values[0], str) or not values[0].strip():
+            return _invalid("notes", "A JSON Patch replacing notes with a non-empty string is required", "timeEntry")
+        entry = st.update_time_entry(eid, values[0])
+        if entry is None:
+            return cw_error(404, "NotFound", f"TimeEntry with id {eid} was not found")
+        return JSONResponse(entry)
 
     async def patch_note(request: Request, body: Any) -> Response:
         tid, nid = request.path_params["ticket_id"], request.path_params["note_id"]
@@ -380,6 +315,12 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
             return JSONResponse({"error": f"no ticket {tid}"}, status_code=404)
         return JSONResponse(st.notes(tid))
 
+    async def control_time_entries(request: Request) -> Response:
+        tid = request.path_params["ticket_id"]
+        if tid not in st.tickets:
+            return JSONResponse({"error": f"no ticket {tid}"}, status_code=404)
+        return JSONResponse(st.time_entries(tid))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return cw_error(404, "NotFound", f"No route matches {request.url.path}")
 
@@ -391,11 +332,15 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
         api("GET", "service/tickets/{ticket_id:int}/notes", list_notes),
         api("POST", "service/tickets/{ticket_id:int}/notes", post_note),
         api("PATCH", "service/tickets/{ticket_id:int}/notes/{note_id:int}", patch_note),
+        api("GET", "service/tickets/{ticket_id:int}/allNotes", list_all_notes),
+        api("POST", "time/entries", post_time_entry),
+        api("PATCH", "time/entries/{entry_id:int}", patch_time_entry),
         api("GET", "service/boards/{board_id:int}/statuses", board_statuses),
         Route("/_simulator/state", control_state),
         Route("/_simulator/tickets/{ticket_id:int}/status", control_status, methods=["POST"]),
         Route("/_simulator/switches", control_switches, methods=["POST"]),
         Route("/_simulator/tickets/{ticket_id:int}/notes", control_notes),
+        Route("/_simulator/tickets/{ticket_id:int}/time-entries", control_time_entries),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})
 
