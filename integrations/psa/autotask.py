@@ -1,0 +1,486 @@
+"""Autotask PSA over its REST API v1.0.
+
+Every call carries three headers (`ApiIntegrationCode`, `UserName`, `Secret`, plus `ImpersonationResourceId`
+when set). Each tenant lives in one zone (e.g. `https://webservices5.autotask.net/ATServicesRest`), learned
+from the discovery host's `zoneInformation` unless configured. Autotask answers a request it refuses as invalid
+with HTTP 500 and `{"errors": [...]}`: that is a rejection, not an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from integrations.psa.base import (
+    NoteType,
+    PsaAuthFailed,
+    PsaError,
+    PsaNote,
+    PsaNotFound,
+    PsaPost,
+    PsaRateLimited,
+    PsaRejected,
+    PsaSiteRefused,
+    PsaStatus,
+    PsaTicket,
+    PsaUnavailable,
+)
+from integrations.psa.connectwise import parse_retry_after
+from integrations.psa.egress import EgressRefused
+
+DEFAULT_DISCOVERY_URL = "https://webservices.autotask.net/atservicesrest"
+API_VERSION = "1.0"  # the only REST version; a later one advertised by discovery is not used unasked
+COMPLETE_STATUS_ID = 5  # Autotask's system "Complete" status
+# A runaway paging loop (a server that always says "next") must end somewhere.
+MAX_PAGES = 200
+NOTE_TEXT_MAX = 32000  # TicketNotes.description
+SUMMARY_NOTES_MAX = 8000  # TimeEntries.summaryNotes
+MAX_MINUTES = 24 * 60
+# Autotask ids are positive 32-bit integers; up to 10 digits keeps int() cheap before the range check.
+_ID = re.compile(r"[0-9]{1,10}")
+MAX_ID = 2**31 - 1
+# The statuses picklist changes rarely; a provider lives long (cached per connection), so it is read again now and then.
+PICKLIST_TTL_S = 600.0
+PICKLIST_RECHECK_S = 30.0  # an unknown status id reads the picklist again, at most this often
+_MAX_DETAIL = 300
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+# Failures before the request was sent: nothing can have reached Autotask, so sending again is safe.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+# Who may read a note. Autotask's `publish` is about Autotask users: 1 "All Autotask Users" (what a resolution or
+# a description is meant for), 2 the internal-only level (named "Internal Project Team" on most instances).
+_PUBLISH_BY_TYPE = {NoteType.RESOLUTION: 1, NoteType.DESCRIPTION: 1, NoteType.INTERNAL_ANALYSIS: 2}
+_PUBLISH_INTERNAL = 2
+# Autotask has no note kind for "resolution": the title says which, and find_note reads it back from there.
+_TITLE_BY_TYPE = {NoteType.RESOLUTION: "Resolution", NoteType.DESCRIPTION: "Problem description",
+                  NoteType.INTERNAL_ANALYSIS: "Internal analysis"}
+_NOTE_TYPE_GENERAL = 1
+
+# Zone roots learned by discovery, per (discovery URL, user): a new client for the same user asks no more.
+_ZONES: dict[tuple[str, str], str] = {}
+
+
+def clear_zone_cache() -> None:
+    """Forget every discovered zone (tests; an operator who knows a tenant moved)."""
+    _ZONES.clear()
+
+
+@dataclass(frozen=True)
+class AutotaskConfig:
+    """An Autotask API user (username + secret), the integration's tracking code and where its zone is."""
+
+    username: str
+    secret: str
+    integration_code: str
+    zone_url: str | None = None
+    discovery_url: str = DEFAULT_DISCOVERY_URL
+    impersonation_resource_id: str | None = None
+    timeout_s: float = 15.0
+
+    def __repr__(self) -> str:
+        # Configs end up in logs and tracebacks; the secret (and the integration code, stored as one) never are.
+        return (
+            f"AutotaskConfig(username={self.username!r}, secret='***', integration_code='***', "
+            f"zone_url={self.zone_url!r}, discovery_url={self.discovery_url!r}, "
+            f"impersonation_resource_id={self.impersonation_resource_id!r}, timeout_s={self.timeout_s!r})"
+        )
+
+
+def normalize_root(url: str) -> str:
+    """`webservices5.autotask.net/atservicesrest/` → `https://webservices5.autotask.net/atservicesrest`."""
+    root = url.strip().rstrip("/")
+    if "://" not in root:
+        root = f"https://{root}"
+    return root
+
+
+def id_problem(kind: str, value: str) -> str | None:
+    """Why `value` cannot be an Autotask `kind` id (e.g. "ticket"), None when it can: ids go into URL paths."""
+    if _ID.fullmatch(value) is None or not 0 < int(value) <= MAX_ID:
+        return f"Autotask {kind} ids are whole numbers from 1 to {MAX_ID}; {value!r} is not one"
+    return None
+
+
+def _checked_id(kind: str, value: Any) -> int:
+    text = str(value).strip()
+    if problem := id_problem(kind, text):
+        raise PsaRejected(problem)
+    return int(text)
+
+
+def _shown(value: Any) -> str:
+    text = _UNPRINTABLE.sub(" ", str(value)).strip()
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def autotask_errors(response: httpx.Response) -> list[str] | None:
+    """The messages of Autotask's error body `{"errors": ["...", ...]}`; None when the body has another shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return None
+    texts = [e.strip() for e in errors if isinstance(e, str) and e.strip()]
+    return texts or None
+
+
+def error_detail(response: httpx.Response) -> str:
+    """Autotask's own error messages (cut short), else only the HTTP status: another server's text is never echoed."""
+    errors = autotask_errors(response)
+    if errors:
+        return _shown("; ".join(errors[:5]))
+    try:
+        reason = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        reason = ""
+    return f"HTTP {response.status_code} {reason}".strip()
+
+
+def _to_note(item: dict[str, Any]) -> PsaNote:
+    if item.get("publish") == _PUBLISH_INTERNAL:
+        note_type = NoteType.INTERNAL_ANALYSIS
+    elif item.get("title") == _TITLE_BY_TYPE[NoteType.RESOLUTION]:
+        note_type = NoteType.RESOLUTION
+    else:
+        note_type = NoteType.DESCRIPTION
+    created = item.get("createDateTime")
+    try:
+        created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
+    except ValueError:
+        created_at = None
+    return PsaNote(id=str(item.get("id", "")), text=str(item.get("description") or ""), note_type=note_type,
+                   created_at=created_at)
+
+
+def _note_id_order(item: dict[str, Any]) -> int:
+    value = item.get("id")
+    return value if isinstance(value, int) else -1
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AutotaskClient:
+    """A PsaProvider for Autotask; one instance per API user."""
+
+    def __init__(self, config: AutotaskConfig, http: httpx.AsyncClient | None = None) -> None:
+        self._config = config
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(timeout=config.timeout_s)
+        self._discovery = normalize_root(config.discovery_url)
+        self._zone_key = (self._discovery, config.username.strip().lower())
+        self._zone_configured = bool(config.zone_url and config.zone_url.strip())
+        self._zone: str | None = normalize_root(config.zone_url or "") if self._zone_configured else None
+        self._zone_cached = self._zone_configured  # a configured zone is not put in the shared cache
+        self._zone_lock = asyncio.Lock()
+        self._statuses: list[PsaStatus] | None = None
+        self._statuses_read_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"AutotaskClient({self._config!r})"
+
+    async def __aenter__(self) -> AutotaskClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this instance created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    # -- low level -------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        c = self._config
+        headers = {"ApiIntegrationCode": c.integration_code, "UserName": c.username, "Secret": c.secret,
+                   "Accept": "application/json"}
+        if (resource_id := self._resource_id()) is not None:
+            headers["ImpersonationResourceId"] = str(resource_id)
+        for name in ("ApiIntegrationCode", "UserName", "Secret"):
+            # Checked here so httpx never raises with the value in its message (which names no field).
+            if _HEADER_SAFE.fullmatch(headers[name]) is None:
+                raise PsaRejected(f"The Autotask {name} is empty or holds characters an HTTP header cannot carry")
+        return headers
+
+    def _resource_id(self) -> int | None:
+        """The resource the calls act as (and log time for); None when the API user acts as itself."""
+        value = self._config.impersonation_resource_id
+        return _checked_id("resource", value) if value is not None and value.strip() else None
+
+    def _scrub(self, message: str) -> str:
+        for secret in (self._config.secret, self._config.integration_code):
+            if len(secret) >= 4:
+                message = message.replace(secret, "***")
+        return message
+
+    async def _send(self, method: str, url: str, where: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
+        except EgressRefused as exc:
+            raise PsaSiteRefused(f"Autotask {where} may not be called: {exc.message}") from exc
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, OverflowError) as exc:
+            raise PsaSiteRefused(f"Autotask {where} is not a URL this server can call; connect again with a valid "
+                                 "zone_url or discovery_url") from exc
+        except _NOT_SENT as exc:
+            raise PsaUnavailable(f"Autotask {where} could not be reached ({type(exc).__name__})") from exc
+        except httpx.TimeoutException as exc:
+            raise PsaUnavailable(f"Autotask {where} did not answer within {self._config.timeout_s:g}s",
+                                 may_have_landed=method != "GET") from exc
+        except httpx.TransportError as exc:
+            raise PsaUnavailable(f"Autotask {where} dropped the connection before answering ({type(exc).__name__})",
+                                 may_have_landed=method != "GET") from exc
+
+    def _error(self, response: httpx.Response) -> PsaError:
+        status = response.status_code
+        detail = self._scrub(error_detail(response))
+        if status == 401:
+            return PsaAuthFailed(f"Autotask authentication failed: check the username, secret and integration code "
+                                 f"({detail})", status_code=status)
+        if status == 403:
+            return PsaAuthFailed(f"Autotask refused permission: the API user's security level does not allow this "
+                                 f"({detail})", status_code=status)
+        if status == 404:
+            return PsaNotFound(f"Autotask: {detail}", status_code=status)
+        if status == 429:
+            return PsaRateLimited(f"Autotask rate limit reached ({detail})",
+                                  retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                                  status_code=status)
+        if status == 500 and autotask_errors(response):
+            # Autotask's answer to an invalid request: sending it again would be refused the same way.
+            return PsaRejected(f"Autotask: {detail}", status_code=status)
+        if 400 <= status < 500:
+            return PsaRejected(f"Autotask: {detail}", status_code=status)
+        return PsaUnavailable(f"Autotask: {detail}", status_code=status,
+                              may_have_landed=response.request.method != "GET")
+
+    def _object(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """The answer's JSON object; anything else (not JSON, not an object) is a PsaUnavailable."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise PsaUnavailable(f"Autotask answered {what} with HTTP {response.status_code} but not a JSON object",
+                                 status_code=response.status_code, may_have_landed=response.request.method != "GET")
+        return data
+
+    # -- zone ------------------------------------------------------------------------------------
+
+    async def _zone_root(self) -> str:
+        if self._zone is None:
+            # One discovery per client, even when the first calls run concurrently.
+            async with self._zone_lock:
+                if self._zone is None:
+                    cached = _ZONES.get(self._zone_key)
+                    self._zone = cached or await self._discover()
+                    self._zone_cached = cached is not None
+        return self._zone
+
+    async def _discover(self) -> str:
+        """The user's zone root: `versioninformation`, then `zoneInformation?user=` (no credentials are sent)."""
+        where = f"discovery at {self._discovery}"
+        response = await self._send("GET", f"{self._discovery}/versioninformation", where,
+                                    headers={"Accept": "application/json"})
+        if not response.is_success:
+            raise PsaUnavailable(f"Autotask {where} did not list its API versions ({error_detail(response)})",
+                                 status_code=response.status_code)
+        advertised = self._object(response, where).get("apiVersions")
+        if not isinstance(advertised, list) or API_VERSION not in advertised:  # the last one listed is not used
+            raise PsaUnavailable(f"Autotask {where} does not offer REST API version {API_VERSION}")
+        response = await self._send("GET", f"{self._discovery}/v{API_VERSION}/zoneInformation", where,
+                                    params={"user": self._config.username}, headers={"Accept": "application/json"})
+        if response.status_code == 404 or (response.status_code in (400, 500) and autotask_errors(response)):
+            raise PsaAuthFailed(f"Autotask authentication failed: {where} knows no API user "
+                                f"{self._config.username!r} ({self._scrub(error_detail(response))})",
+                                status_code=response.status_code)
+        if not response.is_success:
+            raise self._error(response)
+        url = self._object(response, where).get("url")
+        zone = normalize_root(url) if isinstance(url, str) and url.strip() else ""
+        try:
+            parsed = httpx.URL(zone)
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host or parsed.query:
+            raise PsaUnavailable(f"Autotask {where} did not name a zone URL for {self._config.username!r}")
+        return zone
+
+    def _on_zone_answer(self, zone: str, response: httpx.Response) -> None:
+        if response.is_success and not self._zone_cached:
+            _ZONES[self._zone_key] = zone  # only a zone that answered a call is shared
+            self._zone_cached = True
+        elif response.status_code == 401 and not self._zone_configured:
+            # Wrong credentials, or (we assume) a tenant Autotask moved to another zone: ask discovery again.
+            if _ZONES.get(self._zone_key) == zone:
+                del _ZONES[self._zone_key]
+            self._zone, self._zone_cached = None, False
+
+    async def _call(self, method: str, url: str, zone: str, headers: dict[str, str], *,
+                    params: dict[str, Any] | None = None, json: Any = None) -> httpx.Response:
+        response = await self._send(method, url, f"zone {zone}", params=params, json=json, headers=headers)
+        self._on_zone_answer(zone, response)
+        if not response.is_success:
+            raise self._error(response)
+        return response
+
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                      json: Any = None) -> httpx.Response:
+        """One authenticated call to `path` (relative to `{zone}/V1.0/`); non-2xx raises a PsaError."""
+        headers = self._headers()  # refuses unsendable credentials before discovery runs
+        zone = await self._zone_root()
+        url = f"{zone}/V{API_VERSION}/{path.lstrip('/')}"
+        return await self._call(method, url, zone, headers, params=params, json=json)
+
+    # -- statuses --------------------------------------------------------------------------------
+
+    async def _status_picklist(self, *, refresh: bool = False) -> list[PsaStatus]:
+        fresh = time.monotonic() - self._statuses_read_at < PICKLIST_TTL_S
+        if self._statuses is not None and fresh and not refresh:
+            return self._statuses
+        data = self._object(await self.request("GET", "Tickets/entityInformation/fields"), "the ticket fields")
+        fields = data.get("fields")
+        status = next((f for f in fields if isinstance(f, dict) and str(f.get("name", "")).lower() == "status"),
+                      None) if isinstance(fields, list) else None
+        values = status.get("picklistValues") if isinstance(status, dict) else None
+        if not isinstance(values, list):
+            raise PsaUnavailable("Autotask did not list the ticket Status picklist")
+        statuses = []
+        for value in values:
+            if not isinstance(value, dict) or _ID.fullmatch(str(value.get("value", ""))) is None:
+                continue
+            sid, label = int(value["value"]), str(value.get("label") or "")
+            closed = sid == COMPLETE_STATUS_ID or label.lower() == "complete"
+            statuses.append(PsaStatus(id=sid, name=label, closed=closed, inactive=value.get("isActive") is False))
+        self._statuses, self._statuses_read_at = statuses, time.monotonic()
+        return statuses
+
+    async def _status_name(self, status_id: int) -> str | None:
+        statuses = await self._status_picklist()
+        if all(s.id != status_id for s in statuses) and time.monotonic() - self._statuses_read_at > PICKLIST_RECHECK_S:
+            statuses = await self._status_picklist(refresh=True)  # a status added since the picklist was read
+        return next((s.name for s in statuses if s.id == status_id), None)
+
+    # -- PsaProvider -----------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Find the zone (discovery), then make one authenticated call; raises PsaUnavailable / PsaAuthFailed."""
+        await self._status_picklist(refresh=True)
+
+    async def get_ticket(self, ticket_id: str) -> PsaTicket:
+        """Read a ticket's title and status, the status named from the Status picklist."""
+        tid = _checked_id("ticket", ticket_id)
+        data = self._object(await self.request("GET", f"Tickets/{tid}"), f"ticket {tid}")
+        item = data.get("item")
+        if item is None:
+            raise PsaNotFound(f"Autotask: ticket {tid} was not found")
+        if not isinstance(item, dict):
+            raise PsaUnavailable(f"Autotask answered ticket {tid} with something other than an object")
+        status_id = item.get("status") if isinstance(item.get("status"), int) else None
+        return PsaTicket(id=str(item.get("id", tid)), summary=str(item.get("title") or ""), status_id=status_id,
+                         status_name=await self._status_name(status_id) if status_id is not None else None)
+
+    async def post_note(self, ticket_id: str, text: str, note_type: NoteType) -> PsaNote:
+        """Add a TicketNote: resolution and description published to all Autotask users, internal analysis not."""
+        tid = _checked_id("ticket", ticket_id)
+        if len(text) > NOTE_TEXT_MAX:
+            raise PsaRejected(f"Autotask notes hold at most {NOTE_TEXT_MAX} characters; this one has {len(text)}")
+        body = {"title": _TITLE_BY_TYPE[note_type], "description": text, "noteType": _NOTE_TYPE_GENERAL,
+                "publish": _PUBLISH_BY_TYPE[note_type]}
+        data = self._object(await self.request("POST", f"Tickets/{tid}/Notes", json=body), f"the note on ticket {tid}")
+        item_id = data.get("itemId")
+        if not isinstance(item_id, int):
+            raise PsaUnavailable(f"Autotask stored the note on ticket {tid} but did not say its id",
+                                 may_have_landed=True)
+        return PsaNote(id=str(item_id), text=text, note_type=note_type)
+
+    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
+        """PATCH the note's description (its title and publish level, so who may read it, stay)."""
+        tid, nid = _checked_id("ticket", ticket_id), _checked_id("note", note_id)
+        if len(text) > NOTE_TEXT_MAX:
+            raise PsaRejected(f"Autotask notes hold at most {NOTE_TEXT_MAX} characters; this one has {len(text)}")
+        await self.request("PATCH", f"Tickets/{tid}/Notes", json={"id": nid, "description": text})
+
+    async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:
+        """The newest of the ticket's notes whose text contains `marker`, following `nextPageUrl` on the zone."""
+        tid = _checked_id("ticket", ticket_id)
+        headers = self._headers()
+        zone = await self._zone_root()
+        response = await self._call("GET", f"{zone}/V{API_VERSION}/Tickets/{tid}/Notes", zone, headers)
+        found: dict[str, Any] | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            page = self._object(response, f"the notes of ticket {tid}")
+            items = page.get("items")
+            if not isinstance(items, list):
+                raise PsaUnavailable(f"Autotask answered the notes of ticket {tid} without a list of items")
+            for item in items:
+                if isinstance(item, dict) and marker in str(item.get("description") or "") and (
+                        found is None or _note_id_order(item) > _note_id_order(found)):
+                    found = item
+            details = page.get("pageDetails")
+            next_url = details.get("nextPageUrl") if isinstance(details, dict) else None
+            if not isinstance(next_url, str) or not next_url.strip():
+                break
+            url = httpx.URL(zone + "/").join(next_url.strip())
+            root = httpx.URL(zone)
+            if (url.scheme, url.host, url.port) != (root.scheme, root.host, root.port):
+                # Our credentials go to the tenant's zone only; the page cannot be read, so the search is incomplete.
+                raise PsaUnavailable(f"Autotask's next page of notes on ticket {tid} is on another host "
+                                     f"({url.host}); it was not followed")
+            if str(url) in seen:
+                break
+            seen.add(str(url))
+            response = await self._call("GET", str(url), zone, headers)
+        return _to_note(found) if found is not None else None
+
+    async def post_work(self, ticket_id: str, text: str, note_type: NoteType, *, minutes: int | None,
+                        status_id: int | None, ended_at: datetime) -> PsaPost:
+        """Post the note, then log `minutes` ending at `ended_at` as a TimeEntries row on the ticket.
+
+        Autotask's note cannot carry the status change, so `status_id` is not sent (`status_sent` is False):
+        the caller changes the status with update_status and verifies it.
+        """
+        tid = _checked_id("ticket", ticket_id)
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
+                                    or not 1 <= minutes <= MAX_MINUTES):
+            raise PsaRejected(f"Autotask time is logged in whole minutes from 1 to {MAX_MINUTES}, not {minutes!r}")
+        note = await self.post_note(str(tid), text, note_type)
+        if minutes is None:
+            return PsaPost(note=note)
+        end = ended_at if ended_at.tzinfo is not None else ended_at.replace(tzinfo=UTC)  # naive means UTC
+        start = end - timedelta(minutes=minutes)
+        summary = text if len(text) <= SUMMARY_NOTES_MAX else text[: SUMMARY_NOTES_MAX - 1] + "…"
+        entry: dict[str, Any] = {
+            "ticketID": tid,
+            "dateWorked": start.astimezone(UTC).strftime("%Y-%m-%dT00:00:00Z"),
+            "startDateTime": _utc_text(start), "endDateTime": _utc_text(end),
+            "hoursWorked": minutes / 60, "summaryNotes": summary, "isNonBillable": False,
+        }
+        if (resource_id := self._resource_id()) is not None:
+            entry["resourceID"] = resource_id
+        data = self._object(await self.request("POST", "TimeEntries", json=entry), f"the time entry on ticket {tid}")
+        item_id = data.get("itemId")
+        return PsaPost(note=note, time_entry_id=str(item_id) if isinstance(item_id, int) else None)
+
+    async def update_status(self, ticket_id: str, status_id: int) -> None:
+        """PATCH the ticket's status (id in the body); the caller re-reads the ticket, since rules may revert it."""
+        tid = _checked_id("ticket", ticket_id)
+        await self.request("PATCH", "Tickets", json={"id": tid, "status": _checked_id("status", status_id)})
+
+    async def list_statuses(self, ticket: PsaTicket) -> list[PsaStatus]:
+        """The active values of the Status picklist (one list for every ticket; Complete is the closed one)."""
+        return [s for s in await self._status_picklist() if not s.inactive]
+
