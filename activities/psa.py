@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -118,19 +118,21 @@ class PsaActivities:
                     wanted = _with_marker(inp.text, inp.marker)
                     if found.text.strip() != wanted.strip():  # an earlier post's text: the edit replaces it
                         await provider.update_note(inp.ticket.ticket_id, found.id, wanted)
-                    return PostedNote(note_id=found.id, reused=True)
+                    return _reused(found)
             _require_time_to_land(time.monotonic() - began)
             sent = time.monotonic()
             try:
-                note = await provider.post_note(inp.ticket.ticket_id, _with_marker(inp.text, inp.marker),
-                                                NoteType(inp.visibility))
+                posted = await provider.post_work(
+                    inp.ticket.ticket_id, _with_marker(inp.text, inp.marker), NoteType(inp.visibility),
+                    minutes=inp.minutes, status_id=inp.status_id, ended_at=inp.ended_at or datetime.now(UTC))
             except PsaUnavailable as exc:
                 if not exc.may_have_landed:
                     raise
-                landed = await _await_landing(provider, inp, sent, exc)
-                return PostedNote(note_id=landed.id, reused=True)
-        log.info("ticket %s: %s note %s posted", inp.ticket.ticket_id, inp.visibility, note.id)
-        return PostedNote(note_id=note.id, reused=False)
+                return _reused(await _await_landing(provider, inp, sent, exc))
+        log.info("ticket %s: %s note %s posted%s", inp.ticket.ticket_id, inp.visibility, posted.note.id,
+                 f" with {inp.minutes} min as time entry {posted.time_entry_id}" if posted.time_entry_id else "")
+        return PostedNote(note_id=posted.note.id, reused=False, time_entry_id=posted.time_entry_id,
+                          status_sent=posted.status_sent)
 
     @activity.defn(name=UPDATE_NOTE.name)
     async def update_note(self, inp: UpdateNoteInput) -> None:
@@ -174,6 +176,11 @@ class PsaActivities:
             log.warning("PSA call on connection %s failed (attempt %d): %s", row.id, activity.info().attempt,
                         exc.message)
             raise application_error(exc) from exc
+
+
+def _reused(found: PsaNote) -> PostedNote:
+    # A note an earlier attempt left: a status that went with it is verified (and set again) by the workflow.
+    return PostedNote(note_id=found.id, reused=True, time_entry_id=found.time_entry_id)
 
 
 def _with_marker(text: str, marker: str) -> str:

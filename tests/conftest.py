@@ -38,7 +38,7 @@ from worker import build_worker
 from workflows.contracts.search_attributes import CUSTOM_SEARCH_ATTRIBUTES
 
 # Fixtures shared by several test packages (an SMTP sink, a second API+worker stack).
-pytest_plugins = ["tests.stack", "tests.psa.cw_simulator"]
+pytest_plugins = ["tests.stack", "tests.psa.cw_simulator", "tests.psa.at_simulator", "tests.psa.halo_simulator"]
 
 
 def _worker_id() -> str:

@@ -104,7 +104,7 @@ SAME_VALUES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("flow_proposals", "status"): (_field(l1_api.ProposalOut, "status"),),
     ("notifications", "kind"): (notify.NotificationKind, _field(notification_api.NotificationOut, "kind")),
     ("notifications", "email_status"): (notify.EmailStatus, _field(notification_api.NotificationOut, "email_status")),
-    ("psa_connections", "provider"): (_field(psa_api.PsaConnectionCreate, "provider"),),
+    ("psa_connections", "provider"): (psa.PsaProviderName,),
     # A write-back posts one of the session's documents.
     ("psa_writebacks", "kind"): (psa.WritebackKind, ai_session.DocumentKind),
     ("psa_writebacks", "state"): (psa.WritebackState, _field(psa_api.WritebackOut, "state")),

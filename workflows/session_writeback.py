@@ -94,36 +94,39 @@ async def read_ticket_for_intake(ticket: TicketRef) -> TicketFacts:
 async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseResult, StatusRecheck | None]:
     """Post the document to the ticket, set and verify the target status, then close the session."""
     plan = await BEGIN_WRITEBACK(BeginWritebackInput(session_id=state.id, kind=inp.kind, markdown=inp.markdown,
-                                                     by_user_id=inp.by_user_id, at=workflow.now()))
+                                                     by_user_id=inp.by_user_id, at=workflow.now(),
+                                                     time_minutes=inp.time_minutes))
     provider, ticket_id = plan.provider_name, plan.ticket.ticket_id
     # Every PSA call of this post shares one budget, so a slow PSA is a 502 within a stated bound.
     deadline = workflow.now() + PSA_POST_BUDGET if workflow.patched("bound-the-psa-post") else None
-    note_id = plan.note_id
+    note_id, time_entry_id, status_sent = plan.note_id, plan.time_entry_id, False
     if note_id is None:
         try:
             posted = await _bounded(POST_NOTE, deadline)(
                 PostNoteInput(ticket=plan.ticket, text=inp.markdown, visibility=NOTE_VISIBILITY[inp.kind],
-                              marker=plan.marker, search_first=plan.attempts > 1),
+                              marker=plan.marker, search_first=plan.attempts > 1, minutes=inp.time_minutes,
+                              ended_at=workflow.now() if inp.time_minutes else None,
+                              status_id=plan.target_status_id),
                 summary=f"post the {inp.kind.replace('_', ' ')} to ticket {ticket_id}")
         except ActivityError as exc:
             detail = psa_failure(exc, provider, f"posting the note to ticket {ticket_id}")
             raise reject(REJECT_UPSTREAM, detail) from exc
         await NOTE_POSTED(NotePostedInput(writeback_id=plan.writeback_id, note_id=posted.note_id,
-                                          reused=posted.reused, at=workflow.now()))
-        note_id = posted.note_id
+                                          reused=posted.reused, at=workflow.now(), time_entry_id=posted.time_entry_id))
+        note_id, time_entry_id, status_sent = posted.note_id, posted.time_entry_id, posted.status_sent
     elif plan.posted_markdown != inp.markdown and workflow.patched("post-an-edited-repost"):
         await _replace_note(plan.writeback_id, plan.ticket, note_id, inp.markdown, plan.marker, provider, deadline)
     verified: TicketFacts | None = None
     if plan.target_status_id is not None:
         verified = await _set_status(plan.writeback_id, plan.ticket, plan.target_status_id, provider, note_id,
-                                     state.status, deadline)
+                                     state.status, deadline, already_sent=status_sent)
     recheck_at = workflow.now() + timedelta(seconds=plan.recheck_after_s) if verified else None
     closed = await COMPLETE_WRITEBACK(CompleteWritebackInput(
         writeback_id=plan.writeback_id, session_id=state.id, kind=inp.kind, markdown=inp.markdown,
         by_user_id=inp.by_user_id, recheck_at=recheck_at, at=workflow.now()))
     result = PsaCloseResult(
         outcome="resolved" if inp.kind == "resolution_note" else "escalated", session_status=closed.session_status,
-        state_version=closed.state_version, external_id=note_id,
+        state_version=closed.state_version, external_id=note_id, time_entry_id=time_entry_id,
         verified_status_id=verified.status_id if verified else None,
         verified_status_name=verified.status_name if verified else None,
         status_transition_skipped_reason=plan.skipped_reason,
@@ -157,13 +160,16 @@ async def _replace_note(writeback_id: uuid.UUID, ticket: TicketRef, note_id: str
 
 
 async def _set_status(writeback_id: uuid.UUID, ticket: TicketRef, target: int, provider: str, note_id: str,
-                      session_status: str, deadline: datetime | None = None) -> TicketFacts:
-    """Change the status and re-read the ticket; anything but the target is a 502 that says 'did not verify'."""
+                      session_status: str, deadline: datetime | None = None, *,
+                      already_sent: bool = False) -> TicketFacts:
+    """Change the status (unless it went with the note) and re-read the ticket; anything but the target is a 502
+    that says 'did not verify'."""
     stays = (f"The note was posted (id {note_id}); the session stays {session_status}. Post again to retry the "
              "status change (the note is not posted twice), or set the status in the PSA.")
     try:
-        await _bounded(CHANGE_STATUS, deadline)(ChangeStatusInput(ticket=ticket, status_id=target),
-                                                summary=f"set ticket {ticket.ticket_id} to status {target}")
+        if not already_sent:
+            await _bounded(CHANGE_STATUS, deadline)(ChangeStatusInput(ticket=ticket, status_id=target),
+                                                    summary=f"set ticket {ticket.ticket_id} to status {target}")
         found = await _bounded(READ_TICKET, deadline)(ticket, summary=f"verify ticket {ticket.ticket_id}'s status")
     except ActivityError as exc:
         detail = f"{psa_failure(exc, provider, f'changing the status of ticket {ticket.ticket_id}', '')}. {stays}"

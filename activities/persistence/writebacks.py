@@ -27,6 +27,7 @@ from workflows.contracts.psa import (
     DEFAULT_STATUS_RECHECK_AFTER,
     NOTE_POSTED,
     NOTE_VISIBILITY,
+    PROVIDER_LABELS,
     RECORD_RECHECK,
     STATUS_CHECKED,
     STATUS_RECHECK_PREFERENCE,
@@ -49,10 +50,22 @@ CLOSABLE = {"resolution_note": ("active", "paused", "escalated"), "escalation_pa
 
 
 def skipped_reason(kind: str) -> str:
-    """Why no status change was asked for: the account has not picked a target status for this kind."""
+    """Why no status change was asked for: neither the connection nor the account names a target status."""
     label = "resolved" if kind == "resolution_note" else "escalated"
-    return (f"No target status is configured for {label} tickets: set {TARGET_STATUS_PREFERENCE[kind]} in the "
-            "account preferences to have the ticket's status changed and verified")
+    return (f"No target status is configured for {label} tickets: set the PSA connection's {label}_status_id "
+            f"(PATCH /psa/connections/{{id}}) or, for ConnectWise, {TARGET_STATUS_PREFERENCE[kind]} in the account "
+            "preferences to have the ticket's status changed and verified")
+
+
+def target_status(connection: Any, kind: str, preferences: dict[str, Any]) -> int | None:
+    """The status this kind of document sets: the connection's own, else the account's ConnectWise fallback."""
+    own = connection.resolved_status_id if kind == "resolution_note" else connection.escalated_status_id
+    if own is not None:
+        return int(own)
+    if connection.provider != "connectwise":
+        return None  # the cw_* preferences name ConnectWise statuses: meaningless on another PSA
+    fallback = preferences.get(TARGET_STATUS_PREFERENCE[kind])
+    return fallback if isinstance(fallback, int) and not isinstance(fallback, bool) else None
 
 
 def pending_recheck(row: PsaWriteback) -> StatusRecheck | None:
@@ -91,8 +104,7 @@ class WritebackPersistence:
                 raise reject(REJECT_RULE, "This session's PSA connection was deleted; post the document after "
                                           "reconnecting, or close the session without posting")
             preferences = await AccountRepository(session).get_preferences(owner.account_id)
-            target = preferences.get(TARGET_STATUS_PREFERENCE[inp.kind])
-            target_id = target if isinstance(target, int) and not isinstance(target, bool) else None
+            target_id = target_status(connection, inp.kind, preferences)
             target = {"target_status_id": target_id,
                       "status_skipped_reason": None if target_id else skipped_reason(inp.kind)}
             writebacks = PsaWritebackRepository(session)
@@ -102,11 +114,11 @@ class WritebackPersistence:
                     id=uuid.uuid4(), account_id=owner.account_id, session_id=owner.id, connection_id=connection.id,
                     provider=connection.provider, ticket_id=owner.psa_ticket_id, kind=inp.kind,
                     note_type=NOTE_VISIBILITY[inp.kind], state="pending", markdown=inp.markdown, attempts=1,
-                    posted_by_user_id=inp.by_user_id, note_reused=False, **target,
+                    posted_by_user_id=inp.by_user_id, note_reused=False, time_minutes=inp.time_minutes, **target,
                 ))
             else:
                 # Another attempt: the text only changes while no note is known to be posted.
-                text = {"markdown": inp.markdown} if row.state == "pending" else {}
+                text = {"markdown": inp.markdown, "time_minutes": inp.time_minutes} if row.state == "pending" else {}
                 row = await writebacks.change(row.id, attempts=row.attempts + 1, posted_by_user_id=inp.by_user_id,
                                               **target, **text)
             after = (stored_durations([preferences.get(STATUS_RECHECK_PREFERENCE)])
@@ -116,7 +128,8 @@ class WritebackPersistence:
                                                       ticket_id=row.ticket_id),
                 marker=writeback_marker(row.id), note_id=row.external_note_id, attempts=row.attempts,
                 target_status_id=target_id, skipped_reason=row.status_skipped_reason,
-                recheck_after_s=max(1, int(after.total_seconds())),
+                recheck_after_s=max(1, int(after.total_seconds())), provider_name=PROVIDER_LABELS[connection.provider],
+                time_entry_id=row.time_entry_id,
                 posted_markdown=row.markdown if row.external_note_id is not None else None,
             )
 
@@ -129,7 +142,7 @@ class WritebackPersistence:
                 return
             await PsaWritebackRepository(session).change(
                 inp.writeback_id, state="note_posted", external_note_id=inp.note_id, note_reused=inp.reused,
-                note_posted_at=inp.at, last_error=None)
+                note_posted_at=inp.at, last_error=None, time_entry_id=inp.time_entry_id)
 
     @activity.defn(name=STATUS_CHECKED.name)
     async def status_checked(self, inp: StatusCheckedInput) -> None:

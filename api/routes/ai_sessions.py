@@ -193,8 +193,11 @@ async def preview_escalation_package(
 
 async def _post(owned: AiSessionRef, kind: DocumentKind, body: PostDocumentRequest, user_id: uuid.UUID,
                 commands: SessionCommandsDep, idem: Idempotent, assessment_timeout_s: int = 120) -> Response:
-    inp = CloseInput(kind=kind, markdown=body.markdown, by_user_id=user_id,
+    inp = CloseInput(kind=kind, markdown=body.markdown, by_user_id=user_id, time_minutes=body.time_minutes,
                      assessment_timeout_s=assessment_timeout_s)
+
+    if body.time_minutes is not None and owned.psa_ticket_id is None:
+        raise UnprocessableRequest("time_minutes: this session has no PSA ticket to log time on; post without it")
 
     async def command() -> PostDocumentOut:
         if owned.psa_ticket_id is not None:

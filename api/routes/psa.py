@@ -1,4 +1,4 @@
-"""PSA connections (admin+): connect ConnectWise, test the keys, pick target statuses from a board."""
+"""PSA connections (admin+): connect ConnectWise, Autotask or HaloPSA, test the keys, pick target statuses."""
 
 from __future__ import annotations
 
@@ -17,30 +17,36 @@ from api.schemas.psa import (
     PsaConnectionCreate,
     PsaConnectionListOut,
     PsaConnectionOut,
+    PsaConnectionUpdate,
     PsaStatusListOut,
     PsaStatusOut,
 )
 from db.repositories.psa import PsaConnectionRepository
+from integrations.psa.factory import SECRET_FIELDS
 
 router = APIRouter(prefix="/psa/connections", tags=["psa"], responses=error_responses(401, 403, 503))
 
 NOT_FOUND = {404: "No such PSA connection in your account"}
 BoardId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A ConnectWise board id.")]
+TicketId = Annotated[str, Path(pattern=r"^[1-9][0-9]{0,9}$", description="The PSA's ticket number.")]
+UPSTREAM = {400: "This connection's site may not be called from this server (the detail says why)",
+            502: "The PSA refused the keys, failed or did not answer (the detail has its message)"}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PsaConnectionOut,
-             responses=error_responses(400, 422, described={409: "This site and company are connected already"}))
+             responses=error_responses(400, 422, described={409: "This instance and identity are connected already"}))
 async def create_connection(body: PsaConnectionCreate, user: AdminUser, connections: PsaConnectionsDep,
                             idem: Idempotent) -> Response:
-    """Connect a ConnectWise instance; the keys are stored encrypted and never returned."""
+    """Connect a ConnectWise, Autotask or HaloPSA instance; the keys are stored encrypted and never returned."""
+    secret_names = SECRET_FIELDS[body.provider]
 
     async def command() -> PsaConnectionOut:
         row = await connections.create(
-            account_id=user.account_id, user_id=user.id, provider=body.provider, site_url=body.site_url,
-            company_id=body.company_id, client_id=body.client_id, codebase=body.codebase,
-            public_key=body.public_key, private_key=body.private_key,
+            account_id=user.account_id, user_id=user.id, provider=body.provider,
+            fields=body.model_dump(exclude={"provider", *secret_names}),
+            secrets={name: getattr(body, name) for name in secret_names},
         )
-        return PsaConnectionOut.model_validate(row)
+        return PsaConnectionOut.of(row)
 
     return await idem.run(command, status_code=status.HTTP_201_CREATED)
 
@@ -51,7 +57,20 @@ async def list_connections(user: AdminUser, connections: PsaConnectionsDep, limi
     """The account's connections (without keys), oldest first."""
     rows, total = await PsaConnectionRepository(connections.session).list_for_account(
         user.account_id, limit=limit, offset=offset)
-    return PsaConnectionListOut(items=[PsaConnectionOut.model_validate(r) for r in rows], total=total)
+    return PsaConnectionListOut(items=[PsaConnectionOut.of(r) for r in rows], total=total)
+
+
+@router.patch("/{connection_id}", response_model=PsaConnectionOut,
+              responses=error_responses(400, 422, described=NOT_FOUND))
+async def update_connection(connection_id: uuid.UUID, body: PsaConnectionUpdate, user: AdminUser,
+                            connections: PsaConnectionsDep, idem: Idempotent) -> Response:
+    """Rename a connection, set its target statuses (null clears one) or replace its keys."""
+
+    async def command() -> PsaConnectionOut:
+        row = await connections.owned(user.account_id, connection_id)
+        return PsaConnectionOut.of(await connections.update(row, body.model_dump(include=body.model_fields_set)))
+
+    return await idem.run(command)
 
 
 @router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -75,13 +94,21 @@ async def test_connection(connection_id: uuid.UUID, user: AdminUser, connections
     return ConnectionTestOut(ok=ok, stage=stage, detail=detail)
 
 
+@router.get("/{connection_id}/tickets/{ticket_id}/statuses", response_model=PsaStatusListOut,
+            responses=error_responses(422, described={**NOT_FOUND, **UPSTREAM}))
+async def ticket_statuses(connection_id: uuid.UUID, ticket_id: TicketId, user: AdminUser,
+                          connections: PsaConnectionsDep) -> PsaStatusListOut:
+    """The statuses this ticket may take (ConnectWise: its board's; Autotask: the picklist; HaloPSA: its statuses)."""
+    found = await connections.ticket_statuses(await connections.owned(user.account_id, connection_id), ticket_id)
+    return PsaStatusListOut(items=[PsaStatusOut(id=s.id, name=s.name, closed=s.closed, inactive=s.inactive)
+                                   for s in found], total=len(found))
+
+
 @router.get("/{connection_id}/boards/{board_id}/statuses", response_model=PsaStatusListOut,
-            responses=error_responses(422, described={
-                **NOT_FOUND, 400: "This connection's site may not be called from this server (the detail says why)",
-                502: "ConnectWise refused the keys, failed or did not answer (the detail has its message)"}))
+            responses=error_responses(422, described={**NOT_FOUND, **UPSTREAM}))
 async def board_statuses(connection_id: uuid.UUID, board_id: BoardId, user: AdminUser,
                          connections: PsaConnectionsDep) -> PsaStatusListOut:
-    """A board's statuses, to pick `cw_resolved_status_id` / `cw_escalated_status_id` from."""
+    """A ConnectWise board's statuses, to pick the connection's target statuses from."""
     found = await connections.board_statuses(await connections.owned(user.account_id, connection_id), board_id)
     return PsaStatusListOut(items=[PsaStatusOut(id=s.id, name=s.name, closed=s.closed, inactive=s.inactive)
                                    for s in found], total=len(found))

@@ -231,6 +231,8 @@ class PostDocumentRequest(RequestBody):
     """The (edited) markdown to post."""
 
     markdown: visible_text(MAX_MARKDOWN_CHARS)  # type: ignore[valid-type]
+    time_minutes: Annotated[int, Field(ge=1, le=1440)] | None = Field(
+        default=None, description="Minutes of work to log on the ticket with the note (1-1440; PSA tickets only).")
 
 
 class PostDocumentOut(BaseModel):
@@ -240,6 +242,7 @@ class PostDocumentOut(BaseModel):
     session_status: SessionStatus
     state_version: int
     external_id: str | None = None
+    time_entry_id: str | None = Field(default=None, description="The PSA's time entry, when time was logged.")
     verified_status_id: int | None = None
     verified_status_name: str | None = None
     status_transition_skipped_reason: str | None = None

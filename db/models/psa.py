@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -17,21 +18,25 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, Timestamps, UUIDPrimaryKey
-from workflows.contracts.psa import STATUS_CHANGES, WRITEBACK_KINDS, WRITEBACK_STATES
-
-PSA_PROVIDERS = ("connectwise",)
+from workflows.contracts.psa import PSA_PROVIDERS, STATUS_CHANGES, WRITEBACK_KINDS, WRITEBACK_STATES
 
 
 class PsaConnection(UUIDPrimaryKey, Timestamps, Base):
-    """An account's link to its PSA; only `credentials_encrypted` holds secrets (Fernet, key from config)."""
+    """An account's link to its PSA; only `credentials_encrypted` holds secrets (Fernet, key from config).
+
+    Every provider fills `site_url` (where its API is: ConnectWise's site, Autotask's zone or discovery root,
+    HaloPSA's API root) and `company_id` (who we are there: the CW company, the Autotask API user, the Halo
+    client id), so one unique index keeps one live connection per instance and identity; the provider's other
+    non-secret fields are in `settings`.
+    """
 
     __tablename__ = "psa_connections"
     __table_args__ = (
-        CheckConstraint("provider = 'connectwise'", name="provider_valid"),  # Autotask, HaloPSA later
+        CheckConstraint(f"provider IN {PSA_PROVIDERS!r}", name="provider_valid"),
         # One live connection per PSA instance and company: a second POST is a 409, not a twin.
         Index("uq_psa_connections_live_site", "account_id", "provider", text("lower(site_url)"),
               text("lower(company_id)"), unique=True, postgresql_where=text("deleted_at IS NULL")),
@@ -43,8 +48,14 @@ class PsaConnection(UUIDPrimaryKey, Timestamps, Base):
     provider: Mapped[str] = mapped_column(String(20), nullable=False)
     site_url: Mapped[str] = mapped_column(String(300), nullable=False)
     company_id: Mapped[str] = mapped_column(String(100), nullable=False)
-    client_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    client_id: Mapped[str | None] = mapped_column(String(100), nullable=True)  # ConnectWise's clientId header
     codebase: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"),
+                                                     default=dict)
+    display_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The statuses a resolved / escalated ticket is set to; they win over the account's cw_* fallbacks.
+    resolved_status_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    escalated_status_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
@@ -87,6 +98,9 @@ class PsaWriteback(UUIDPrimaryKey, Timestamps, Base):
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
     external_note_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Work logged as time with the note: asked for, and the PSA's id of the entry once it exists.
+    time_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    time_entry_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     note_reused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     note_posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     target_status_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -28,13 +28,12 @@ class PsaConnectionRepository(AccountScopedRepository[PsaConnection]):
     def _visible(self, query: Select[Any]) -> Select[Any]:
         return query.where(PsaConnection.deleted_at.is_(None))
 
-    async def create(self, *, account_id: uuid.UUID, provider: str, site_url: str, company_id: str, client_id: str,
-                     codebase: str | None, credentials_encrypted: bytes,
-                     created_by_user_id: uuid.UUID) -> PsaConnection:
-        """Insert a connection (DuplicateConnection when the site and company are already connected)."""
+    async def create(self, *, account_id: uuid.UUID, provider: str, site_url: str, company_id: str,
+                     credentials_encrypted: bytes, created_by_user_id: uuid.UUID, **columns: Any) -> PsaConnection:
+        """Insert a connection (DuplicateConnection when the instance and identity are already connected)."""
         row = PsaConnection(id=uuid.uuid4(), account_id=account_id, provider=provider, site_url=site_url,
-                            company_id=company_id, client_id=client_id, codebase=codebase,
-                            credentials_encrypted=credentials_encrypted, created_by_user_id=created_by_user_id)
+                            company_id=company_id, credentials_encrypted=credentials_encrypted,
+                            created_by_user_id=created_by_user_id, **columns)
         try:
             async with self.session.begin_nested():
                 self.session.add(row)
@@ -60,6 +59,14 @@ class PsaConnectionRepository(AccountScopedRepository[PsaConnection]):
         found: PsaConnection | None = await self.session.scalar(self._visible(
             select(PsaConnection).where(PsaConnection.id == connection_id)))
         return found
+
+    async def change(self, row: PsaConnection, **values: Any) -> PsaConnection:
+        """Set columns of a live connection and return it as stored."""
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = datetime.now(UTC)
+        await self.session.flush()
+        return row
 
     async def soft_delete(self, row: PsaConnection, at: datetime) -> None:
         """Mark deleted (sessions linked to it can no longer post)."""

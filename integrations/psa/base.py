@@ -40,6 +40,7 @@ class PsaNote:
     text: str
     note_type: NoteType
     created_at: datetime | None = None
+    time_entry_id: str | None = None  # the note is (or carries) this time entry: ConnectWise's, HaloPSA's action
 
 
 @dataclass(frozen=True)

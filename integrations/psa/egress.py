@@ -63,6 +63,31 @@ def parse_site_url(site_url: str) -> SiteAddress:
     return SiteAddress(scheme=url.scheme, host=url.host, port=port)
 
 
+def parse_api_url(api_url: str, field: str = "url") -> SiteAddress:
+    """Parse an API root that may carry a path (`https://webservices5.autotask.net/atservicesrest`), as httpx will.
+
+    ValueError names `field` and what to fix. A path is allowed (providers' APIs live under one); a query,
+    fragment or user part is not, and a bare host means https.
+    """
+    text = api_url.strip()
+    if "://" not in text:
+        text = f"https://{text}"
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{field} is not a URL the server can call: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError(f"{field} must use https (or http in dev mode)")
+    if not url.host:
+        raise ValueError(f"{field} has no host")
+    port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
+    if not 1 <= port <= MAX_PORT:
+        raise ValueError(f"{field}'s port must be between 1 and {MAX_PORT}, not {port}")
+    if url.query or url.fragment or url.userinfo:
+        raise ValueError(f"{field} is the API's address only: no query, fragment or user")
+    return SiteAddress(scheme=url.scheme, host=url.host, port=port)
+
+
 def literal_address(host: str) -> IpAddress | None:
     """The address a host names in any notation the resolver accepts (`127.1`, `0x7f000001`, `2130706433`)."""
     try:
@@ -103,9 +128,9 @@ class EgressPolicy:
             raise EgressRefused("The PSA site is not a public address: outside dev mode the server connects only "
                                 "to public https hosts")
 
-    def check_site(self, site_url: str) -> SiteAddress:
+    def check_site(self, site_url: str, *, with_path: bool = False) -> SiteAddress:
         """Check what the URL's text alone tells (scheme, a literal address in any notation)."""
-        site = parse_site_url(site_url)
+        site = parse_api_url(site_url) if with_path else parse_site_url(site_url)
         self.check_scheme(site.scheme)
         literal = literal_address(site.host)
         if literal is not None:

@@ -143,5 +143,6 @@ async def test_outside_dev_mode_only_public_https_sites_are_accepted(db: AsyncSe
                                                                      site: str) -> None:
     service = PsaConnections(db, settings.model_copy(update={"dev_mode": False}))
     with pytest.raises(RuleViolation):
-        await service.create(account_id=uuid.uuid4(), user_id=uuid.uuid4(), provider="connectwise", site_url=site,
-                             company_id="acme", client_id="c", codebase=None, public_key="p", private_key="k")
+        await service.create(account_id=uuid.uuid4(), user_id=uuid.uuid4(), provider="connectwise",
+                             fields={"site_url": site, "company_id": "acme", "client_id": "c", "codebase": None},
+                             secrets={"public_key": "p", "private_key": "k"})

@@ -160,6 +160,8 @@ class CloseInput(BaseModel):
     kind: DocumentKind
     markdown: str = Field(min_length=1, max_length=MAX_MARKDOWN_CHARS)
     by_user_id: uuid.UUID
+    # Work logged as time on the ticket, carrying the note (never a second copy of it); PSA posts only.
+    time_minutes: int | None = Field(default=None, ge=1, le=1440)
     # An escalation package's post makes a handoff like `hand_off` does; this is its assessment's bound.
     assessment_timeout_s: int = Field(default=120, ge=1)
 

@@ -16,6 +16,9 @@ from temporalio.common import RetryPolicy
 
 from workflows.contracts.common import ActivityRef, persistence
 
+PsaProviderName = Literal["connectwise", "autotask", "halopsa"]
+PSA_PROVIDERS: tuple[str, ...] = get_args(PsaProviderName)
+PROVIDER_LABELS: dict[str, str] = {"connectwise": "ConnectWise", "autotask": "Autotask", "halopsa": "HaloPSA"}
 WritebackKind = Literal["resolution_note", "escalation_package"]  # the session documents
 NoteVisibility = Literal["description", "internal_analysis", "resolution"]
 StatusChange = Literal["verified", "did_not_verify", "skipped"]
@@ -70,6 +73,9 @@ class PostNoteInput(BaseModel):
     visibility: NoteVisibility
     marker: str
     search_first: bool
+    minutes: int | None = None  # time logged with the note, ending at `ended_at`
+    ended_at: datetime | None = None
+    status_id: int | None = None  # sent with the note where the PSA takes it in one write (HaloPSA)
 
 
 class PostedNote(BaseModel):
@@ -77,6 +83,8 @@ class PostedNote(BaseModel):
 
     note_id: str
     reused: bool
+    time_entry_id: str | None = None
+    status_sent: bool = False  # the status change went with the note: only its verification is left
 
 
 class UpdateNoteInput(BaseModel):
@@ -103,6 +111,7 @@ class BeginWritebackInput(BaseModel):
     markdown: str
     by_user_id: uuid.UUID
     at: datetime
+    time_minutes: int | None = None
 
 
 class WritebackPlan(BaseModel):
@@ -117,6 +126,7 @@ class WritebackPlan(BaseModel):
     skipped_reason: str | None = None
     recheck_after_s: int
     provider_name: str = "ConnectWise"
+    time_entry_id: str | None = None  # logged by an earlier attempt
     posted_markdown: str | None = None  # the text of the note already on the ticket, when there is one
 
 
@@ -128,6 +138,7 @@ class NotePostedInput(BaseModel):
     reused: bool
     at: datetime
     markdown: str | None = None  # the note's text changed (an edited re-post replaced it)
+    time_entry_id: str | None = None
 
 
 class StatusCheckedInput(BaseModel):
@@ -160,6 +171,7 @@ class PsaCloseResult(BaseModel):
     session_status: str
     state_version: int
     external_id: str
+    time_entry_id: str | None = None
     verified_status_id: int | None = None
     verified_status_name: str | None = None
     status_transition_skipped_reason: str | None = None
