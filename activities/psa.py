@@ -23,7 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.credentials import CredentialCipher, CredentialsUnreadable
-from db.repositories.psa import PsaConnectionRepository
+from db.repositories.psa import PsaConnectionRepository, PsaWritebackRepository
 from integrations.psa.base import (
     NoteType,
     PsaAuthFailed,
@@ -110,20 +110,22 @@ class PsaActivities:
         attempt (which searches first) never races a note still on its way.
         """
         began = time.monotonic()
+        text = await self._text(inp.writeback_id, inp.text)
         async with self._provider(inp.ticket) as provider:
             if inp.search_first or activity.info().attempt > 1:
                 found = await provider.find_note(inp.ticket.ticket_id, inp.marker)
                 if found is not None:
                     log.info("ticket %s: note %s from an earlier attempt reused", inp.ticket.ticket_id, found.id)
-                    wanted = _with_marker(inp.text, inp.marker)
+                    wanted = _with_marker(text, inp.marker)
                     if found.text.strip() != wanted.strip():  # an earlier post's text: the edit replaces it
-                        await provider.update_note(inp.ticket.ticket_id, found.id, wanted)
+                        await provider.update_note(inp.ticket.ticket_id, found.id, wanted,
+                                                   time_entry=found.time_entry_id == found.id)
                     return _reused(found)
             _require_time_to_land(time.monotonic() - began)
             sent = time.monotonic()
             try:
                 posted = await provider.post_work(
-                    inp.ticket.ticket_id, _with_marker(inp.text, inp.marker), NoteType(inp.visibility),
+                    inp.ticket.ticket_id, _with_marker(text, inp.marker), NoteType(inp.visibility),
                     minutes=inp.minutes, status_id=inp.status_id, ended_at=inp.ended_at or datetime.now(UTC))
             except PsaUnavailable as exc:
                 if not exc.may_have_landed:
@@ -137,8 +139,10 @@ class PsaActivities:
     @activity.defn(name=UPDATE_NOTE.name)
     async def update_note(self, inp: UpdateNoteInput) -> None:
         """Replace a posted note's text with the edited document (the same note: never a second one)."""
+        text = _with_marker(await self._text(inp.writeback_id, inp.text), inp.marker)
         async with self._provider(inp.ticket) as provider:
-            await provider.update_note(inp.ticket.ticket_id, inp.note_id, _with_marker(inp.text, inp.marker))
+            await provider.update_note(inp.ticket.ticket_id, inp.note_id, text,
+                                       time_entry=inp.time_entry_id == inp.note_id)
         log.info("ticket %s: note %s replaced by an edited re-post", inp.ticket.ticket_id, inp.note_id)
 
     @activity.defn(name=CHANGE_STATUS.name)
@@ -146,6 +150,19 @@ class PsaActivities:
         """Ask for the status change; the workflow re-reads the ticket to verify it."""
         async with self._provider(inp.ticket) as provider:
             await provider.update_status(inp.ticket.ticket_id, inp.status_id)
+
+    async def _text(self, writeback_id: uuid.UUID | None, carried: str | None) -> str:
+        """The text to post: read from the write-back row by id (older histories carried it in the input)."""
+        if carried is not None:
+            return carried
+        if writeback_id is None:
+            raise ApplicationError("A note post names neither its write-back nor its text", non_retryable=True)
+        async with self._session_factory() as session:
+            text = await PsaWritebackRepository(session).requested_text(writeback_id)
+        if text is None:
+            raise ApplicationError(f"write-back {writeback_id} no longer exists", type=PSA_CONNECTION_GONE,
+                                   non_retryable=True)
+        return text
 
     @asynccontextmanager
     async def _provider(self, ref: TicketRef) -> AsyncIterator[PsaProvider]:

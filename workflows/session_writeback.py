@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         TicketFacts,
         TicketRef,
         UpdateNoteInput,
+        WritebackPlan,
     )
 
 InT = TypeVar("InT")
@@ -103,7 +104,7 @@ async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseRe
     if note_id is None:
         try:
             posted = await _bounded(POST_NOTE, deadline)(
-                PostNoteInput(ticket=plan.ticket, text=inp.markdown, visibility=NOTE_VISIBILITY[inp.kind],
+                PostNoteInput(ticket=plan.ticket, writeback_id=plan.writeback_id, visibility=NOTE_VISIBILITY[inp.kind],
                               marker=plan.marker, search_first=plan.attempts > 1, minutes=inp.time_minutes,
                               ended_at=workflow.now() if inp.time_minutes else None,
                               status_id=plan.target_status_id),
@@ -114,16 +115,16 @@ async def write_back(state: SessionControl, inp: CloseInput) -> tuple[PsaCloseRe
         await NOTE_POSTED(NotePostedInput(writeback_id=plan.writeback_id, note_id=posted.note_id,
                                           reused=posted.reused, at=workflow.now(), time_entry_id=posted.time_entry_id))
         note_id, time_entry_id, status_sent = posted.note_id, posted.time_entry_id, posted.status_sent
-    elif plan.posted_markdown != inp.markdown and workflow.patched("post-an-edited-repost"):
-        await _replace_note(plan.writeback_id, plan.ticket, note_id, inp.markdown, plan.marker, provider, deadline)
+    elif plan.edits(inp.markdown) and workflow.patched("post-an-edited-repost"):
+        await _replace_note(plan, note_id, provider, deadline)
     verified: TicketFacts | None = None
     if plan.target_status_id is not None:
         verified = await _set_status(plan.writeback_id, plan.ticket, plan.target_status_id, provider, note_id,
                                      state.status, deadline, already_sent=status_sent)
     recheck_at = workflow.now() + timedelta(seconds=plan.recheck_after_s) if verified else None
     closed = await COMPLETE_WRITEBACK(CompleteWritebackInput(
-        writeback_id=plan.writeback_id, session_id=state.id, kind=inp.kind, markdown=inp.markdown,
-        by_user_id=inp.by_user_id, recheck_at=recheck_at, at=workflow.now()))
+        writeback_id=plan.writeback_id, session_id=state.id, kind=inp.kind, by_user_id=inp.by_user_id,
+        recheck_at=recheck_at, at=workflow.now()))
     result = PsaCloseResult(
         outcome="resolved" if inp.kind == "resolution_note" else "escalated", session_status=closed.session_status,
         state_version=closed.state_version, external_id=note_id, time_entry_id=time_entry_id,
@@ -143,20 +144,21 @@ def _bounded(ref: ActivityRef[InT, OutT], deadline: datetime | None) -> Activity
     return ref if deadline is None else within(ref, deadline)
 
 
-async def _replace_note(writeback_id: uuid.UUID, ticket: TicketRef, note_id: str, markdown: str, marker: str,
-                        provider: str, deadline: datetime | None) -> None:
+async def _replace_note(plan: WritebackPlan, note_id: str, provider: str, deadline: datetime | None) -> None:
     """An edited re-post after the note was posted: the same note takes the edited text (never a second note)."""
+    ticket = plan.ticket
     try:
         await _bounded(UPDATE_NOTE, deadline)(
-            UpdateNoteInput(ticket=ticket, note_id=note_id, text=markdown, marker=marker),
+            UpdateNoteInput(ticket=ticket, note_id=note_id, marker=plan.marker, writeback_id=plan.writeback_id,
+                            time_entry_id=plan.time_entry_id),
             summary=f"replace note {note_id} on ticket {ticket.ticket_id} with the edited text")
     except ActivityError as exc:
         detail = psa_failure(exc, provider, f"replacing note {note_id} on ticket {ticket.ticket_id} with the "
                                             "edited text", "; post again to retry")
         raise reject(REJECT_UPSTREAM, f"{detail}. The note keeps its earlier text; the session is not closed.") \
             from exc
-    await NOTE_POSTED(NotePostedInput(writeback_id=writeback_id, note_id=note_id, reused=False, at=workflow.now(),
-                                      markdown=markdown))
+    await NOTE_POSTED(NotePostedInput(writeback_id=plan.writeback_id, note_id=note_id, reused=False,
+                                      at=workflow.now(), text_replaced=True))
 
 
 async def _set_status(writeback_id: uuid.UUID, ticket: TicketRef, target: int, provider: str, note_id: str,

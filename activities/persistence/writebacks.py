@@ -113,14 +113,16 @@ class WritebackPersistence:
                 row = await writebacks.add(PsaWriteback(
                     id=uuid.uuid4(), account_id=owner.account_id, session_id=owner.id, connection_id=connection.id,
                     provider=connection.provider, ticket_id=owner.psa_ticket_id, kind=inp.kind,
-                    note_type=NOTE_VISIBILITY[inp.kind], state="pending", markdown=inp.markdown, attempts=1,
+                    note_type=NOTE_VISIBILITY[inp.kind], state="pending", markdown=inp.markdown,
+                    requested_markdown=inp.markdown, attempts=1,
                     posted_by_user_id=inp.by_user_id, note_reused=False, time_minutes=inp.time_minutes, **target,
                 ))
             else:
-                # Another attempt: the text only changes while no note is known to be posted.
+                # Another attempt: the posted text only changes while no note is known to be posted; once it
+                # is, `requested_markdown` holds the edit until the note is replaced.
                 text = {"markdown": inp.markdown, "time_minutes": inp.time_minutes} if row.state == "pending" else {}
                 row = await writebacks.change(row.id, attempts=row.attempts + 1, posted_by_user_id=inp.by_user_id,
-                                              **target, **text)
+                                              requested_markdown=inp.markdown, **target, **text)
             after = (stored_durations([preferences.get(STATUS_RECHECK_PREFERENCE)])
                      or [DEFAULT_STATUS_RECHECK_AFTER])[0]
             return WritebackPlan(
@@ -130,17 +132,19 @@ class WritebackPersistence:
                 target_status_id=target_id, skipped_reason=row.status_skipped_reason,
                 recheck_after_s=max(1, int(after.total_seconds())), provider_name=PROVIDER_LABELS[connection.provider],
                 time_entry_id=row.time_entry_id,
-                posted_markdown=row.markdown if row.external_note_id is not None else None,
+                text_edited=row.external_note_id is not None and row.markdown != inp.markdown,
             )
 
     @activity.defn(name=NOTE_POSTED.name)
     async def note_posted(self, inp: NotePostedInput) -> None:
         """Record the note's PSA id (from now on a retry never posts again), or the edited text that replaced it."""
         async with self._session_factory() as session, session.begin(), refused_values_rejected():
-            if inp.markdown is not None:  # an edited re-post replaced the note's text; it was posted earlier
-                await PsaWritebackRepository(session).change(inp.writeback_id, markdown=inp.markdown)
+            writebacks = PsaWritebackRepository(session)
+            if inp.text_replaced or inp.markdown is not None:  # an edited re-post replaced the posted note's text
+                text = inp.markdown or await writebacks.requested_text(inp.writeback_id)
+                await writebacks.change(inp.writeback_id, markdown=text)
                 return
-            await PsaWritebackRepository(session).change(
+            await writebacks.change(
                 inp.writeback_id, state="note_posted", external_note_id=inp.note_id, note_reused=inp.reused,
                 note_posted_at=inp.at, last_error=None, time_entry_id=inp.time_entry_id)
 
@@ -164,13 +168,16 @@ class WritebackPersistence:
             row = await writebacks.get(inp.writeback_id)
             if row is not None and row.state == "completed":  # a retry after the first attempt committed
                 return SessionClosed(session_status=owner.status, state_version=owner.state_version)
-            version = await AiSessionRepository(session).close(inp.session_id, kind=inp.kind, markdown=inp.markdown,
+            markdown = inp.markdown or await writebacks.requested_text(inp.writeback_id)
+            if markdown is None:
+                raise reject(REJECT_NOT_FOUND, f"write-back {inp.writeback_id} no longer exists")
+            version = await AiSessionRepository(session).close(inp.session_id, kind=inp.kind, markdown=markdown,
                                                                by_user_id=inp.by_user_id, at=inp.at)
             if version is None:
                 raise reject(REJECT_CONFLICT, f"This session is already {owner.status}")
             skipped = {"status_change": "skipped"} if row is not None and row.target_status_id is None else {}
             await writebacks.change(inp.writeback_id, state="completed", completed_at=inp.at,
-                                    recheck_at=inp.recheck_at, markdown=inp.markdown, **skipped)
+                                    recheck_at=inp.recheck_at, markdown=markdown, **skipped)
             status = "resolved" if inp.kind == "resolution_note" else "escalated"
             return SessionClosed(session_status=status, state_version=version)
 

@@ -92,7 +92,10 @@ class PsaWriteback(UUIDPrimaryKey, Timestamps, Base):
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     note_type: Mapped[str] = mapped_column(String(30), nullable=False)
     state: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
-    markdown: Mapped[str] = mapped_column(Text, nullable=False)
+    markdown: Mapped[str] = mapped_column(Text, nullable=False)  # the text on the ticket (once posted)
+    # What the latest attempt asked to post (an edited re-post differs from `markdown` until the note is
+    # replaced): the psa.* activities read it by id, so a 50 KB note is not copied into every activity input.
+    requested_markdown: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     posted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True

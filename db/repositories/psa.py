@@ -101,6 +101,13 @@ class PsaWritebackRepository(AccountScopedRepository[PsaWriteback]):
             raise LookupError(f"write-back {writeback_id} does not exist")
         return row
 
+    async def requested_text(self, writeback_id: uuid.UUID) -> str | None:
+        """The text the write-back's latest attempt asked to post (None: no such write-back)."""
+        found = await self.session.execute(select(PsaWriteback.requested_markdown, PsaWriteback.markdown)
+                                           .where(PsaWriteback.id == writeback_id))
+        row = found.one_or_none()
+        return None if row is None else (row.requested_markdown or row.markdown)
+
     async def for_session(self, session_id: uuid.UUID) -> Sequence[PsaWriteback]:
         """A session's write-backs, oldest first."""
         rows = await self.session.scalars(select(PsaWriteback).where(PsaWriteback.session_id == session_id)

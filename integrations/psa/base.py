@@ -127,8 +127,9 @@ class PsaProvider(Protocol):
         """Add a note with the given visibility."""
         ...
 
-    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
-        """Replace the text of a note posted earlier (its visibility stays)."""
+    async def update_note(self, ticket_id: str, note_id: str, text: str, *, time_entry: bool = False) -> None:
+        """Replace the text of a note posted earlier (its visibility stays); `time_entry`: `note_id` is the time
+        entry the note was logged as (PsaNote.time_entry_id == id), whose text is what changes."""
         ...
 
     async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:

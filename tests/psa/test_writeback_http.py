@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from tests.ai_sessions.support import open_session
 from tests.helpers import make_user
@@ -30,6 +32,7 @@ from tests.psa.support import (
     ticket_session,
     writebacks,
 )
+from workflows.contracts.ai_session import MAX_MARKDOWN_CHARS, session_workflow_id
 
 
 @pytest.fixture
@@ -280,3 +283,31 @@ async def test_a_retry_with_the_same_idempotency_key_replays_the_answer(client: 
     second = await post(client, desk, session["id"], headers=headers)
     assert first.status_code == second.status_code == 200, second.text
     assert first.json() == second.json() and note_posts(desk.sim) == 1
+
+
+async def test_a_maximum_size_note_travels_once_per_attempt_in_the_history(client: AsyncClient, desk: Desk,
+                                                                          temporal_client: Client) -> None:
+    """The activities read the text from the write-back row by id: a 50 KB note is in the history once, as the
+    update's input, not again in every PSA activity's input or a local activity's result."""
+    await set_preferences(client, desk, cw_resolved_status_id=RESOLVED)
+    session = await ticket_session(client, desk)
+    first, edit = ("first-" + "x" * MAX_MARKDOWN_CHARS)[:MAX_MARKDOWN_CHARS], \
+        ("edited-" + "y" * MAX_MARKDOWN_CHARS)[:MAX_MARKDOWN_CHARS]
+    desk.sim.state.switches.ignore_status_change = True
+    failed = await post(client, desk, session["id"], body={"markdown": first})
+    assert failed.status_code == 502 and "did not verify" in failed.json()["detail"], failed.text
+    desk.sim.state.switches.ignore_status_change = False
+    done = await post(client, desk, session["id"], body={"markdown": edit})  # the edit replaces the posted note
+    assert done.status_code == 200, done.text
+    [note] = desk.sim.state.notes(TICKET)
+    assert note["text"].startswith(edit) and note_posts(desk.sim) == 1
+    stored = await session_row(client, desk, session["id"])
+    assert stored["resolution_note_markdown"] == edit
+
+    history = await temporal_client.get_workflow_handle(session_workflow_id(session["id"])).fetch_history()
+    carrying = {text[:7]: [event.event_type for event in history.events
+                           if text[:200].encode() in event.SerializeToString()] for text in (first, edit)}
+    # Each text: only the update that asked for it (the write-back's opening is a local activity: its input
+    # is not recorded, and no result carries the text back).
+    assert carrying == {"first-x": [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED],
+                        "edited-": [EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]}, carrying

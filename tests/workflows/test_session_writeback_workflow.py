@@ -53,6 +53,7 @@ class FakePsa:
         self.status = 16
         self.note_id: str | None = None
         self.posted_markdown: str | None = None  # the note's text on the ticket
+        self.requested_markdown: str | None = None  # what the write-back row holds for the activities to read
         self.checked: list[str] = []
         self.writeback_id = uuid.uuid4()
 
@@ -63,15 +64,18 @@ class FakePsa:
     @activity.defn(name=BEGIN_WRITEBACK.name)
     async def begin(self, inp: BeginWritebackInput) -> WritebackPlan:
         self.calls.append(BEGIN_WRITEBACK.name)
+        self.requested_markdown = inp.markdown
         return WritebackPlan(writeback_id=self.writeback_id, marker="ref", note_id=self.note_id, attempts=1,
-                             posted_markdown=self.posted_markdown if self.note_id else None,
+                             text_edited=self.note_id is not None and self.posted_markdown != inp.markdown,
                              ticket=TicketRef(account_id=uuid.uuid4(), connection_id=uuid.uuid4(), ticket_id="7"),
                              target_status_id=TARGET, recheck_after_s=600)
 
     @activity.defn(name=POST_NOTE.name)
     async def post_note(self, inp: PostNoteInput) -> PostedNote:
         self.calls.append(POST_NOTE.name)
-        self.posted_markdown = inp.text
+        # The text is read from the write-back row by id, never carried in the input.
+        assert inp.text is None and inp.writeback_id == self.writeback_id
+        self.posted_markdown = self.requested_markdown
         return PostedNote(note_id="note-1", reused=False)
 
     @activity.defn(name=NOTE_POSTED.name)

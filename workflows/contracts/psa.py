@@ -66,10 +66,14 @@ class TicketFacts(BaseModel):
 
 
 class PostNoteInput(BaseModel):
-    """Post the document as a note once: the activity first looks for `marker` when a post may have landed."""
+    """Post the document as a note once: the activity first looks for `marker` when a post may have landed.
+
+    The text is read from write-back `writeback_id`'s row, so a large note is not copied into the history again.
+    """
 
     ticket: TicketRef
-    text: str
+    writeback_id: uuid.UUID | None = None
+    text: str | None = None  # only in histories recorded before the text was read by id
     visibility: NoteVisibility
     marker: str
     search_first: bool
@@ -88,12 +92,14 @@ class PostedNote(BaseModel):
 
 
 class UpdateNoteInput(BaseModel):
-    """Replace the text of a note posted earlier (an edited re-post), keeping its marker."""
+    """Replace the text of a note posted earlier with write-back `writeback_id`'s requested text, keeping its marker."""
 
     ticket: TicketRef
     note_id: str
-    text: str
     marker: str
+    writeback_id: uuid.UUID | None = None
+    text: str | None = None  # only in histories recorded before the text was read by id
+    time_entry_id: str | None = None  # the note is this time entry's notes (ConnectWise): that is what changes
 
 
 class ChangeStatusInput(BaseModel):
@@ -127,7 +133,15 @@ class WritebackPlan(BaseModel):
     recheck_after_s: int
     provider_name: str = "ConnectWise"
     time_entry_id: str | None = None  # logged by an earlier attempt
-    posted_markdown: str | None = None  # the text of the note already on the ticket, when there is one
+    # The note is on the ticket and this attempt brings other text: the note is replaced, never posted twice.
+    text_edited: bool = False
+    posted_markdown: str | None = None  # only in histories recorded before `text_edited`
+
+    def edits(self, markdown: str) -> bool:
+        """Whether this attempt replaces the text of the note already posted."""
+        if self.note_id is None:
+            return False
+        return self.text_edited or (self.posted_markdown is not None and self.posted_markdown != markdown)
 
 
 class NotePostedInput(BaseModel):
@@ -137,7 +151,9 @@ class NotePostedInput(BaseModel):
     note_id: str
     reused: bool
     at: datetime
-    markdown: str | None = None  # the note's text changed (an edited re-post replaced it)
+    # The note's text was replaced by the requested text (an edited re-post); `markdown`: older histories.
+    text_replaced: bool = False
+    markdown: str | None = None
     time_entry_id: str | None = None
 
 
@@ -158,10 +174,10 @@ class CompleteWritebackInput(BaseModel):
     writeback_id: uuid.UUID
     session_id: uuid.UUID
     kind: WritebackKind
-    markdown: str
     by_user_id: uuid.UUID
     recheck_at: datetime | None = None
     at: datetime
+    markdown: str | None = None  # None: the write-back's requested text (older histories carry it here)
 
 
 class PsaCloseResult(BaseModel):
