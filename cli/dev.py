@@ -1,4 +1,4 @@
-"""`rflow dev`: PostgreSQL, Temporal (+ Web UI), the worker(s), the API, a mail sink and a ConnectWise simulator."""
+"""`rflow dev`: PostgreSQL, Temporal (+ Web UI), the worker(s), the API, a mail sink and the PSA simulators."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from cli import dev_cw, dev_pids
+from cli import dev_pids, dev_psa
 from cli.database import DEV_DATABASE, EmbeddedPostgres, ensure_database, migrate
+from cli.dev_options import DevOptions, StartupError, refuse_busy_ports
 from cli.dev_secrets import load_or_create
 from cli.dev_summary import summary
 from cli.dev_workers import all_polling, describe, is_worker, metrics_address, worker_names
@@ -34,37 +34,15 @@ from core.binaries import temporal_cli_path
 from core.config import PROJECT_ROOT, Settings
 from core.temporal import dynamic_config_cli_args, search_attribute_cli_args
 
-# They hold no state of their own (the mail sink's messages are files; the simulator's tickets are a demo that
+__all__ = ["DevOptions", "DevStack", "StartupError", "run_dev", "say"]
+
+# They hold no state of their own (the mail sink's messages are files; a simulator's tickets are a demo that
 # starts over): a crash costs a restart, not the stack. So do the worker processes (cli/dev_workers.is_worker).
-RESTARTABLE = ("api", "mail", "cw-simulator")
+RESTARTABLE = ("api", "mail", *dev_psa.NAMES)
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0  # a child up this long has recovered: its next crash is restarted after FIRST_BACKOFF_S
 MAIL_DIR = "mail"  # inside the data dir
-
-
-@dataclass(frozen=True)
-class DevOptions:
-    """What `rflow dev` binds and where it keeps its state."""
-
-    host: str
-    api_port: int
-    temporal_port: int
-    ui_port: int
-    data_dir: Path
-    timeout_s: float
-    cw_simulator: bool = True
-    cw_port: int | None = None  # None: dev_cw.DEFAULT_PORT, or a free port when that is taken
-    workers: int = 1  # worker processes (--workers)
-
-    @property
-    def connect_host(self) -> str:
-        """The address clients use (a wildcard bind is reached over loopback)."""
-        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
-
-
-class StartupError(Exception):
-    """The stack cannot start; the message says why and what to do."""
 
 
 class _StopRequested(Exception):
@@ -97,8 +75,7 @@ class DevStack:
         self.backoff: dict[str, float] = {}
         self.restart_at: dict[str, float] = {}
         self.mail_port: int | None = None  # the local SMTP sink's port; None when a real SMTP server is used
-        self.cw_port: int | None = None  # the ConnectWise simulator's port; None with --no-cw-simulator
-        self.cw_credentials: dict[str, str] = {}
+        self.psa: dict[str, dev_psa.Running] = {}  # the PSA simulators this run starts, by child name
         self.temporal_metrics_port = 0  # Temporal's own /metrics (chosen when it starts)
         self.worker_metrics_address = ""  # the first worker's (the Temporal SDK's) /metrics; "" when turned off
         self.workers = worker_names(options.workers)
@@ -199,13 +176,13 @@ class DevStack:
 
     def _start(self) -> None:
         self._refuse_second_instance()
-        self._refuse_busy_ports()
+        refuse_busy_ports(self.opt)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.secrets, notes = load_or_create(self.data_dir)
         for note in notes:
             say(note)
         self._start_mail()
-        self._start_cw_simulator()
+        self._start_psa_simulators()
         self._start_temporal()  # boots in the background while the database starts and migrates
         self._start_database()
         self._check()
@@ -214,9 +191,8 @@ class DevStack:
         if self.mail_port is not None:
             mail_port = self.mail_port
             self._wait("the local SMTP sink", lambda: port_in_use(MAIL_HOST, mail_port))
-        if self.cw_port is not None:
-            cw_state = f"{dev_cw.url(self.cw_port)}/_simulator/state"
-            self._wait("the ConnectWise simulator", lambda: http_status(cw_state) == 200)
+        for sim in self.psa.values():
+            self._wait(f"the {sim.spec.label} simulator", sim.serving)
         say(f"starting {describe(len(self.workers))} and the API")
         for name in self.workers:
             self._spawn(name)
@@ -227,7 +203,7 @@ class DevStack:
             temporal_cli_path(), self.temporal_address, s.temporal_namespace, s.temporal_task_queue)))
 
     def _spawn(self, name: str) -> Child:
-        """Start a worker, the API, the mail sink or the simulator; output to `logs/<name>.log` and the terminal."""
+        """Start a worker, the API, the mail sink or a simulator; output to `logs/<name>.log` and the terminal."""
         env = self._child_env()
         if is_worker(name):
             argv = [sys.executable, str(PROJECT_ROOT / "worker.py")]
@@ -235,8 +211,8 @@ class DevStack:
         elif name == "api":
             argv = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
                     "--host", self.opt.host, "--port", str(self.opt.api_port)]
-        elif name == "cw-simulator":
-            argv, env = dev_cw.argv(self.cw_port or dev_cw.DEFAULT_PORT), dev_cw.child_env(self.cw_credentials)
+        elif name in self.psa:  # its secrets reach it alone, through its environment
+            argv, env = self.psa[name].argv(), self.psa[name].child_env()
         else:
             argv = [sys.executable, "-m", "cli.mail_sink", "--dir", str(self.mail_dir),
                     "--host", MAIL_HOST, "--port", str(self.mail_port)]
@@ -250,16 +226,6 @@ class DevStack:
         if (owner := dev_pids.other_owner(self.data_dir)) is not None:
             raise StartupError(f"another `rflow dev` (pid {owner}) is using {self.data_dir}; "
                                "stop it first or pass --data-dir")
-
-    def _refuse_busy_ports(self) -> None:
-        ports = [("--api-port", self.opt.api_port), ("--temporal-port", self.opt.temporal_port),
-                 ("--ui-port", self.opt.ui_port)]
-        if self.opt.cw_simulator and self.opt.cw_port is not None:  # only a port asked for; the default may move
-            ports.append(("--cw-port", self.opt.cw_port))
-        for flag, port in ports:
-            host = dev_cw.HOST if flag == "--cw-port" else self.opt.connect_host
-            if port_in_use(host, port):
-                raise StartupError(f"port {port} is already in use; stop what holds it or pass {flag}")
 
     def _start_mail(self) -> None:
         """Use the SMTP server the user configured if it answers; otherwise start the local sink."""
@@ -278,16 +244,13 @@ class DevStack:
         say(f"starting a local SMTP sink on {MAIL_HOST}:{port} (messages saved in {self.mail_dir})")
         self._spawn("mail")
 
-    def _start_cw_simulator(self) -> None:
-        """Start the ConnectWise simulator and write the connection body that points at it (unless turned off)."""
-        if not self.opt.cw_simulator:
-            (self.data_dir / dev_cw.CONNECTION_FILE).unlink(missing_ok=True)  # it names no running simulator
-            say("no ConnectWise simulator (--no-cw-simulator)")
-            return
-        self.cw_port, self.cw_credentials, notes = dev_cw.prepare(self.data_dir, self.opt.cw_port)
+    def _start_psa_simulators(self) -> None:
+        """Start the PSA simulators and write the connection bodies that point at them (unless turned off)."""
+        self.psa, notes = dev_psa.start(self.data_dir, self.opt, claimed=self.opt.stack_ports)
         for note in notes:
             say(note)
-        self._spawn("cw-simulator")
+        for name in self.psa:
+            self._spawn(name)
 
     def _start_temporal(self) -> None:
         sqlite = self.data_dir / "temporal.sqlite"
@@ -394,8 +357,8 @@ class DevStack:
         if front:
             say(f"stopping the API and {describe(len(self.workers))}")
             stop_children(front, timeout=15, force=lambda: self.force)
-        # The mail sink and the simulator stop after the worker: what it sends while draining still lands.
-        names = {"temporal": "Temporal", "mail": "the mail sink", "cw-simulator": "the ConnectWise simulator"}
+        # The mail sink and the simulators stop after the worker: what it sends while draining still lands.
+        names = {"temporal": "Temporal", "mail": "the mail sink", **dev_psa.described(self.psa)}
         back = {name: c for name, c in self.children.items() if name in names}
         if back:
             parts = [names[n] for n in back]

@@ -1,62 +1,45 @@
-"""The ConnectWise simulator as a part of `rflow dev`: its command line, its environment and the connection file."""
+"""The ConnectWise simulator as a part of `rflow dev`: what it was before the three providers shared one spec
+(cli/dev_psa.py), kept for the callers that name it."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
-from cli.atomic_file import write_atomic
-from cli.dev_secrets import CW_SIMULATOR_GENERATORS, load_or_create
-from cli.processes import free_port, port_in_use
+from cli.dev_psa import CONNECTWISE, CW_COMPANY_ID, DEMO_TICKET_ID, HOST
 
-DEFAULT_PORT = 8123
-HOST = "127.0.0.1"  # its /_simulator/ control routes need no auth: loopback only, whatever --host says
-CONNECTION_FILE = "cw-simulator-connection.json"  # inside the data dir
-DEMO_TICKET_ID = 48291  # seeded by SimulatorState
-# A company id is a login name, not a secret (it is in every URL and in the connection the API returns):
-# a readable one makes "authenticated as company rflowdev" obvious in the demo.
-COMPANY_ID = "rflowdev"
+__all__ = ["COMPANY_ID", "CONNECTION_FILE", "DEFAULT_PORT", "DEMO_TICKET_ID", "HOST", "argv", "child_env",
+           "connection_body", "prepare", "url", "write_connection_file"]
+
+DEFAULT_PORT = CONNECTWISE.default_port
+CONNECTION_FILE = CONNECTWISE.connection_file  # inside the data dir
+COMPANY_ID = CW_COMPANY_ID
 
 
 def url(port: int) -> str:
     """The simulator's site URL (also what a connection's site_url names)."""
-    return f"http://{HOST}:{port}"
+    return CONNECTWISE.url(port)
 
 
 def argv(port: int) -> list[str]:
     """The simulator's command line; its keys come through the environment, never argv (which `ps` shows)."""
-    return [sys.executable, "-m", "integrations.psa.connectwise_simulator", "--host", HOST, "--port", str(port)]
+    return CONNECTWISE.argv(port)
 
 
 def child_env(credentials: dict[str, str]) -> dict[str, str]:
     """The simulator's environment: ours plus the API member it accepts (the CW_SIM_* names it reads)."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "CW_SIM_COMPANY_ID": COMPANY_ID, **credentials}
+    return CONNECTWISE.child_env(credentials)
 
 
 def connection_body(port: int, credentials: dict[str, str]) -> dict[str, str]:
     """The JSON body of `POST /api/v1/psa/connections` for the simulator (codebase left to discovery)."""
-    return {
-        "provider": "connectwise", "site_url": url(port), "company_id": COMPANY_ID,
-        "public_key": credentials["CW_SIM_PUBLIC_KEY"], "private_key": credentials["CW_SIM_PRIVATE_KEY"],
-        "client_id": credentials["CW_SIM_CLIENT_ID"],
-    }
+    return CONNECTWISE.connection_body(port, credentials)
 
 
 def write_connection_file(data_dir: Path, port: int, credentials: dict[str, str]) -> Path:
     """Write the connection body to `<data dir>/cw-simulator-connection.json` (mode 0600: it holds the keys)."""
-    path = data_dir / CONNECTION_FILE
-    write_atomic(path, json.dumps(connection_body(port, credentials), indent=2) + "\n", mode=0o600)
-    return path
+    return CONNECTWISE.write_connection_file(data_dir, port, credentials)
 
 
 def prepare(data_dir: Path, requested_port: int | None) -> tuple[int, dict[str, str], list[str]]:
     """(port, credentials, notes): the keys generated once per data dir, a port, and the connection file written."""
-    credentials, notes = load_or_create(data_dir, CW_SIMULATOR_GENERATORS)
-    port = requested_port or DEFAULT_PORT
-    if requested_port is None and port_in_use(HOST, port):  # like the mail sink: the default moves, a choice not
-        port = free_port(HOST)
-    path = write_connection_file(data_dir, port, credentials)
-    notes.append(f"starting the ConnectWise simulator on {url(port)} (connection body in {path})")
-    return port, credentials, notes
+    return CONNECTWISE.prepare(data_dir, requested_port)

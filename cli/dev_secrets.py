@@ -6,6 +6,7 @@ import base64
 import os
 import secrets
 import stat
+import string
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,17 @@ CW_SIMULATOR_GENERATORS: dict[str, Callable[[], str]] = {
     "CW_SIM_PUBLIC_KEY": lambda: secrets.token_urlsafe(12),  # 16 characters, like ConnectWise's own keys
     "CW_SIM_PRIVATE_KEY": lambda: secrets.token_urlsafe(12),
     "CW_SIM_CLIENT_ID": lambda: str(uuid.uuid4()),  # a clientId is a GUID
+}
+# The Autotask and HaloPSA simulators' secrets, kept apart for the same reason. Their login names (AT_SIM_USERNAME,
+# HALO_SIM_CLIENT_ID) are no secret: the simulators print them and the API returns them (cli/dev_psa.py).
+AT_SIMULATOR_GENERATORS: dict[str, Callable[[], str]] = {
+    "AT_SIM_SECRET": lambda: secrets.token_urlsafe(18),
+    # Autotask issues 26 upper-case letters and digits as an integration code (the tracking identifier).
+    "AT_SIM_INTEGRATION_CODE": lambda: "".join(secrets.choice(string.ascii_uppercase + string.digits)
+                                               for _ in range(26)),
+}
+HALO_SIMULATOR_GENERATORS: dict[str, Callable[[], str]] = {
+    "HALO_SIM_CLIENT_SECRET": lambda: secrets.token_urlsafe(36),
 }
 HEADER = ("# Secrets of this `rflow dev` data dir, generated on first start; keep it private (mode 0600).\n"
           "# Delete a line to have it regenerated (tokens signed with an old JWT_SECRET stop working).\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cli import dev_cw
+from cli import dev_psa
 from cli.mail_sink import DEFAULT_HOST as MAIL_HOST
 from core.config import SECRETS_FILE
 
@@ -20,14 +20,15 @@ def summary(stack: DevStack, elapsed: float) -> str:
         mail = f"{stack.mail_dir}/ (local SMTP sink on {MAIL_HOST}:{stack.mail_port}; a line per message here)"
     else:
         mail = f"sent through the SMTP server {s.smtp_host}:{s.smtp_port} (SMTP_HOST/SMTP_PORT)"
-    cw = "no simulator (--no-cw-simulator)"
-    if stack.cw_port is not None:  # the file holds the keys; the terminal never shows them
-        cw = (f"simulator at {dev_cw.url(stack.cw_port)}, demo ticket {dev_cw.DEMO_TICKET_ID}; "
-              f"POST /api/v1/psa/connections -d @{data_dir / dev_cw.CONNECTION_FILE}")
+    psa_rows = []
+    for spec in dev_psa.SIMULATORS:  # the file holds the keys; the terminal never shows them
+        sim = stack.psa.get(spec.name)
+        psa_rows.append((spec.label, f"no simulator ({dev_psa.off_flag(spec, stack.opt)})" if sim is None else
+                         f"simulator at {sim.url}, demo ticket {dev_psa.DEMO_TICKET_ID}; "
+                         f"POST /api/v1/psa/connections -d @{data_dir / spec.connection_file}"))
     workers = stack.workers
     logs = ["api", "worker" if len(workers) == 1 else "worker-<i>", "temporal",
-            *(["mail"] if stack.mail_port is not None else []),
-            *(["cw-simulator"] if stack.cw_port is not None else [])]
+            *(["mail"] if stack.mail_port is not None else []), *stack.psa]
     # With --workers N only the first serves the SDK's metrics (cli/dev_workers.metrics_address).
     worker_metrics = (f"http://{stack.worker_metrics_address}/metrics ({workers[0]})" if stack.worker_metrics_address
                       else "worker off (WORKER_METRICS_ADDRESS empty)")
@@ -47,10 +48,10 @@ def summary(stack: DevStack, elapsed: float) -> str:
         ("Database", f"{stack.database_url} ({db_where})"),
         ("Workers", worker_row),
         ("Mail", mail),
-        ("ConnectWise", cw),
+        *psa_rows,
         ("Data dir", f"{data_dir} (logs: {', '.join(f'logs/{name}.log' for name in logs)})"),
         ("Secrets", f"{data_dir / SECRETS_FILE} (JWT_SECRET, CREDENTIALS_KEY, BILLING_SECRET"
-                    f"{', CW_SIM_*' if stack.cw_port is not None else ''}; mode 0600)"),
+                    f"{''.join(f', {sim.spec.env_prefix}*' for sim in stack.psa.values())}; mode 0600)"),
         ("Processes", " ".join(f"{k}={v}" for k, v in stack.pids().items() if v)),
     ]
     width = max(len(label) for label, _ in rows)

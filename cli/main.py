@@ -24,8 +24,9 @@ examples:
 `rflow dev` generates JWT_SECRET, CREDENTIALS_KEY and BILLING_SECRET once per data dir and keeps them in
 <data dir>/secrets.env (mode 0600); the other commands need them in the environment (BILLING_SECRET is optional).
 Unless SMTP_HOST/SMTP_PORT name a server that answers, `rflow dev` runs a local SMTP sink: mail lands as .eml
-files in <data dir>/mail/. It also runs a ConnectWise simulator (keys generated into secrets.env) and writes the
-body of POST /api/v1/psa/connections for it to <data dir>/cw-simulator-connection.json (mode 0600).
+files in <data dir>/mail/. It also runs a ConnectWise, an Autotask and a HaloPSA simulator (their secrets
+generated into secrets.env) and writes the body of POST /api/v1/psa/connections for each to <data dir>/
+cw-simulator-connection.json, at-simulator-connection.json and halo-simulator-connection.json (mode 0600).
 """
 
 
@@ -34,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker, the API, a mail sink and a "
-                                     "ConnectWise simulator together")
+    dev = sub.add_parser("dev", help="run PostgreSQL, Temporal + Web UI, the worker, the API, a mail sink and "
+                                     "ConnectWise, Autotask and HaloPSA simulators together")
     dev.add_argument("--host", help="interface to bind the API and Temporal to (default: API_HOST, 127.0.0.1)")
     dev.add_argument("--api-port", type=int, help="API port (default: API_PORT, 8000)")
     dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port (default: 7233)")
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="ConnectWise simulator port (default: 8123, or a free port when 8123 is taken)")
     dev.add_argument("--no-cw-simulator", dest="cw_simulator", action="store_false",
                      help="do not start the ConnectWise simulator; use it when you connect a real ConnectWise")
+    dev.add_argument("--at-port", type=int,
+                     help="Autotask simulator port (default: 8124, or a free port when 8124 is taken)")
+    dev.add_argument("--halo-port", type=int,
+                     help="HaloPSA simulator port (default: 8125, or a free port when 8125 is taken)")
+    dev.add_argument("--no-psa-simulators", dest="psa_simulators", action="store_false",
+                     help="start none of the three PSA simulators (and write no connection files)")
     dev.add_argument("--workers", type=worker_count, default=1, metavar="N",
                      help=f"worker processes, 1 to {MAX_WORKERS} (default: 1). Workflow code is CPU-bound under the "
                           "GIL, so throughput grows with processes up to the cores. Each logs to logs/worker-<i>.log "
@@ -135,6 +142,9 @@ def _dev(args: argparse.Namespace) -> int:
         cw_simulator=args.cw_simulator,
         cw_port=args.cw_port,
         workers=args.workers,
+        psa_simulators=args.psa_simulators,
+        at_port=args.at_port,
+        halo_port=args.halo_port,
     )
     return run_dev(settings, options)
 

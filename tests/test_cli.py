@@ -228,7 +228,8 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
     first = DevProcess(data_dir, dev_env)
     try:
         pids = first.wait_ready()
-        assert set(pids) >= {"rflow", "temporal", "worker", "api", "mail", "cw-simulator"}, pids
+        assert set(pids) >= {"rflow", "temporal", "worker", "api", "mail", "cw-simulator", "at-simulator",
+                             "halo-simulator"}, pids
         assert all(_running(pid) for pid in pids.values() if pid)
         assert f"http://127.0.0.1:{first.ui_port}" in first.output  # the summary says where the UI is
         assert f"{first.api}/docs" in first.output
@@ -248,7 +249,8 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
         assert str(secrets_file) in first.output
         dev_secrets = _dev_secrets(data_dir)
         assert set(dev_secrets) == {"JWT_SECRET", "CREDENTIALS_KEY", "BILLING_SECRET", "CW_SIM_PUBLIC_KEY",
-                                    "CW_SIM_PRIVATE_KEY", "CW_SIM_CLIENT_ID"}
+                                    "CW_SIM_PRIVATE_KEY", "CW_SIM_CLIENT_ID", "AT_SIM_SECRET",
+                                    "AT_SIM_INTEGRATION_CODE", "HALO_SIM_CLIENT_SECRET"}
         assert not any(value in first.output for value in dev_secrets.values())
         me = httpx.get(f"{first.api}/api/v1/auth/me", timeout=10, headers=_token(dev_secrets["JWT_SECRET"],
                                                                                   user["id"]))
@@ -259,16 +261,18 @@ def test_dev_runs_the_stack_keeps_data_and_stops_cleanly(tmp_path: Path, dev_env
                          headers={"X-Billing-Secret": dev_secrets["BILLING_SECRET"]},
                          json={"account_id": user["account_id"], "plan": "pro", "status": "active"})
         assert plan.status_code == 200, plan.text
-        # The simulator runs, and the file the summary names is a connection the API accepts and can use.
-        connection_file = data_dir / "cw-simulator-connection.json"
-        assert f"demo ticket 48291; POST /api/v1/psa/connections -d @{connection_file.resolve()}" in first.output
+        # The simulators run, and each file the summary names is a connection the API accepts and can use.
         owner = _token(dev_secrets["JWT_SECRET"], user["id"])
-        created = httpx.post(f"{first.api}/api/v1/psa/connections", timeout=10, content=connection_file.read_bytes(),
-                             headers={**owner, "content-type": "application/json"})
-        assert created.status_code == 201, created.text
-        tested = httpx.post(f"{first.api}/api/v1/psa/connections/{created.json()['id']}/test", timeout=30,
-                            headers=owner)
-        assert tested.json()["ok"] is True, tested.text
+        for name in ("cw", "at", "halo"):
+            connection_file = data_dir / f"{name}-simulator-connection.json"
+            assert f"demo ticket 48291; POST /api/v1/psa/connections -d @{connection_file.resolve()}" in first.output
+            created = httpx.post(f"{first.api}/api/v1/psa/connections", timeout=10,
+                                 content=connection_file.read_bytes(),
+                                 headers={**owner, "content-type": "application/json"})
+            assert created.status_code == 201, created.text
+            tested = httpx.post(f"{first.api}/api/v1/psa/connections/{created.json()['id']}/test", timeout=30,
+                                headers=owner)
+            assert tested.json()["ok"] is True, tested.text
         started = _temporal(first, "workflow", "start", "--type", "EchoWorkflow", "--workflow-id", workflow_id,
                             "--task-queue", dev_env["TEMPORAL_TASK_QUEUE"])
         assert started.returncode == 0, started.stderr
