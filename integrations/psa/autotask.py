@@ -9,15 +9,15 @@ with HTTP 500 and `{"errors": [...]}`: that is a rejection, not an outage.
 from __future__ import annotations
 
 import asyncio
-import re
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
+from functools import partial
 from typing import Any
 
 import httpx
 
+from integrations.psa import client_common
 from integrations.psa.base import (
     NoteType,
     PsaAuthFailed,
@@ -25,15 +25,13 @@ from integrations.psa.base import (
     PsaNote,
     PsaNotFound,
     PsaPost,
-    PsaRateLimited,
     PsaRejected,
-    PsaSiteRefused,
     PsaStatus,
     PsaTicket,
     PsaUnavailable,
 )
-from integrations.psa.connectwise import parse_retry_after
-from integrations.psa.egress import EgressRefused
+from integrations.psa.client_common import MAX_ID as MAX_ID
+from integrations.psa.client_common import normalize_root as normalize_root
 
 DEFAULT_DISCOVERY_URL = "https://webservices.autotask.net/atservicesrest"
 API_VERSION = "1.0"  # the only REST version; a later one advertised by discovery is not used unasked
@@ -43,17 +41,9 @@ MAX_PAGES = 200
 NOTE_TEXT_MAX = 32000  # TicketNotes.description
 SUMMARY_NOTES_MAX = 8000  # TimeEntries.summaryNotes
 MAX_MINUTES = 24 * 60
-# Autotask ids are positive 32-bit integers; up to 10 digits keeps int() cheap before the range check.
-_ID = re.compile(r"[0-9]{1,10}")
-MAX_ID = 2**31 - 1
 # The statuses picklist changes rarely; a provider lives long (cached per connection), so it is read again now and then.
 PICKLIST_TTL_S = 600.0
 PICKLIST_RECHECK_S = 30.0  # an unknown status id reads the picklist again, at most this often
-_MAX_DETAIL = 300
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-# Failures before the request was sent: nothing can have reached Autotask, so sending again is safe.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 # Who may read a note. Autotask's `publish` is about Autotask users: 1 "All Autotask Users" (what a resolution or
 # a description is meant for), 2 the internal-only level (named "Internal Project Team" on most instances).
@@ -94,31 +84,12 @@ class AutotaskConfig:
         )
 
 
-def normalize_root(url: str) -> str:
-    """`webservices5.autotask.net/atservicesrest/` → `https://webservices5.autotask.net/atservicesrest`."""
-    root = url.strip().rstrip("/")
-    if "://" not in root:
-        root = f"https://{root}"
-    return root
-
-
 def id_problem(kind: str, value: str) -> str | None:
     """Why `value` cannot be an Autotask `kind` id (e.g. "ticket"), None when it can: ids go into URL paths."""
-    if _ID.fullmatch(value) is None or not 0 < int(value) <= MAX_ID:
-        return f"Autotask {kind} ids are whole numbers from 1 to {MAX_ID}; {value!r} is not one"
-    return None
+    return client_common.id_problem("Autotask", kind, value)
 
 
-def _checked_id(kind: str, value: Any) -> int:
-    text = str(value).strip()
-    if problem := id_problem(kind, text):
-        raise PsaRejected(problem)
-    return int(text)
-
-
-def _shown(value: Any) -> str:
-    text = _UNPRINTABLE.sub(" ", str(value)).strip()
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+_checked_id = partial(client_common.checked_id, "Autotask")  # the id as an int, or PsaRejected naming the problem
 
 
 def autotask_errors(response: httpx.Response) -> list[str] | None:
@@ -138,12 +109,8 @@ def error_detail(response: httpx.Response) -> str:
     """Autotask's own error messages (cut short), else only the HTTP status: another server's text is never echoed."""
     errors = autotask_errors(response)
     if errors:
-        return _shown("; ".join(errors[:5]))
-    try:
-        reason = HTTPStatus(response.status_code).phrase
-    except ValueError:
-        reason = ""
-    return f"HTTP {response.status_code} {reason}".strip()
+        return client_common.shown("; ".join(errors[:5]))
+    return client_common.status_line(response)
 
 
 def _to_note(item: dict[str, Any]) -> PsaNote:
@@ -153,13 +120,8 @@ def _to_note(item: dict[str, Any]) -> PsaNote:
         note_type = NoteType.RESOLUTION
     else:
         note_type = NoteType.DESCRIPTION
-    created = item.get("createDateTime")
-    try:
-        created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
-    except ValueError:
-        created_at = None
     return PsaNote(id=str(item.get("id", "")), text=str(item.get("description") or ""), note_type=note_type,
-                   created_at=created_at)
+                   created_at=client_common.parse_time(item.get("createDateTime")))
 
 
 def _note_id_order(item: dict[str, Any]) -> int:
@@ -171,35 +133,29 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class AutotaskClient:
+_WORDING = client_common.Wording(
+    name="Autotask", detail=error_detail,
+    auth_hint="check the username, secret and integration code",
+    permission_hint="the API user's security level does not allow this",
+    url_hint="connect again with a valid zone_url or discovery_url",
+)
+
+
+class AutotaskClient(client_common.PsaHttpClient[AutotaskConfig]):
     """A PsaProvider for Autotask; one instance per API user."""
 
+    wording = _WORDING
+
     def __init__(self, config: AutotaskConfig, http: httpx.AsyncClient | None = None) -> None:
-        self._config = config
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=config.timeout_s)
+        super().__init__(config, http)
         self._discovery = normalize_root(config.discovery_url)
         self._zone_key = (self._discovery, config.username.strip().lower())
         self._zone_configured = bool(config.zone_url and config.zone_url.strip())
         self._zone: str | None = normalize_root(config.zone_url or "") if self._zone_configured else None
         self._zone_cached = self._zone_configured  # a configured zone is not put in the shared cache
         self._zone_lock = asyncio.Lock()
-        self._statuses: list[PsaStatus] | None = None
-        self._statuses_read_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"AutotaskClient({self._config!r})"
-
-    async def __aenter__(self) -> AutotaskClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this instance created it."""
-        if self._owns_http:
-            await self._http.aclose()
+        self._statuses = client_common.StatusCache(self._read_status_picklist, ttl_s=PICKLIST_TTL_S,
+                                                   recheck_s=PICKLIST_RECHECK_S)
 
     # -- low level -------------------------------------------------------------------------------
 
@@ -211,7 +167,7 @@ class AutotaskClient:
             headers["ImpersonationResourceId"] = str(resource_id)
         for name in ("ApiIntegrationCode", "UserName", "Secret"):
             # Checked here so httpx never raises with the value in its message (which names no field).
-            if _HEADER_SAFE.fullmatch(headers[name]) is None:
+            if client_common.HEADER_SAFE.fullmatch(headers[name]) is None:
                 raise PsaRejected(f"The Autotask {name} is empty or holds characters an HTTP header cannot carry")
         return headers
 
@@ -220,51 +176,16 @@ class AutotaskClient:
         value = self._config.impersonation_resource_id
         return _checked_id("resource", value) if value is not None and value.strip() else None
 
-    def _scrub(self, message: str) -> str:
-        for secret in (self._config.secret, self._config.integration_code):
-            if len(secret) >= 4:
-                message = message.replace(secret, "***")
-        return message
+    def _secrets(self) -> Iterable[str]:
+        return (self._config.secret, self._config.integration_code)
 
-    async def _send(self, method: str, url: str, where: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
-        except EgressRefused as exc:
-            raise PsaSiteRefused(f"Autotask {where} may not be called: {exc.message}") from exc
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, OverflowError) as exc:
-            raise PsaSiteRefused(f"Autotask {where} is not a URL this server can call; connect again with a valid "
-                                 "zone_url or discovery_url") from exc
-        except _NOT_SENT as exc:
-            raise PsaUnavailable(f"Autotask {where} could not be reached ({type(exc).__name__})") from exc
-        except httpx.TimeoutException as exc:
-            raise PsaUnavailable(f"Autotask {where} did not answer within {self._config.timeout_s:g}s",
-                                 may_have_landed=method != "GET") from exc
-        except httpx.TransportError as exc:
-            raise PsaUnavailable(f"Autotask {where} dropped the connection before answering ({type(exc).__name__})",
-                                 may_have_landed=method != "GET") from exc
-
-    def _error(self, response: httpx.Response) -> PsaError:
-        status = response.status_code
-        detail = self._scrub(error_detail(response))
-        if status == 401:
-            return PsaAuthFailed(f"Autotask authentication failed: check the username, secret and integration code "
-                                 f"({detail})", status_code=status)
-        if status == 403:
-            return PsaAuthFailed(f"Autotask refused permission: the API user's security level does not allow this "
-                                 f"({detail})", status_code=status)
-        if status == 404:
-            return PsaNotFound(f"Autotask: {detail}", status_code=status)
-        if status == 429:
-            return PsaRateLimited(f"Autotask rate limit reached ({detail})",
-                                  retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                                  status_code=status)
-        if status == 500 and autotask_errors(response):
+    def _error(self, response: httpx.Response, *, may_have_landed: bool | None = None) -> PsaError:
+        """The PsaError for a non-2xx answer; a 5xx of anything but a GET may have landed."""
+        if response.status_code == 500 and autotask_errors(response):
             # Autotask's answer to an invalid request: sending it again would be refused the same way.
-            return PsaRejected(f"Autotask: {detail}", status_code=status)
-        if 400 <= status < 500:
-            return PsaRejected(f"Autotask: {detail}", status_code=status)
-        return PsaUnavailable(f"Autotask: {detail}", status_code=status,
-                              may_have_landed=response.request.method != "GET")
+            return PsaRejected(f"Autotask: {self._scrub(error_detail(response))}", status_code=500)
+        written = response.request.method != "GET"
+        return super()._error(response, may_have_landed=written if may_have_landed is None else may_have_landed)
 
     def _object(self, response: httpx.Response, what: str) -> dict[str, Any]:
         """The answer's JSON object; anything else (not JSON, not an object) is a PsaUnavailable."""
@@ -292,7 +213,7 @@ class AutotaskClient:
     async def _discover(self) -> str:
         """The user's zone root: `versioninformation`, then `zoneInformation?user=` (no credentials are sent)."""
         where = f"discovery at {self._discovery}"
-        response = await self._send("GET", f"{self._discovery}/versioninformation", where,
+        response = await self._send("GET", f"{self._discovery}/versioninformation", where, may_have_landed=False,
                                     headers={"Accept": "application/json"})
         if not response.is_success:
             raise PsaUnavailable(f"Autotask {where} did not list its API versions ({error_detail(response)})",
@@ -301,7 +222,8 @@ class AutotaskClient:
         if not isinstance(advertised, list) or API_VERSION not in advertised:  # the last one listed is not used
             raise PsaUnavailable(f"Autotask {where} does not offer REST API version {API_VERSION}")
         response = await self._send("GET", f"{self._discovery}/v{API_VERSION}/zoneInformation", where,
-                                    params={"user": self._config.username}, headers={"Accept": "application/json"})
+                                    may_have_landed=False, params={"user": self._config.username},
+                                    headers={"Accept": "application/json"})
         if response.status_code == 404 or (response.status_code in (400, 500) and autotask_errors(response)):
             raise PsaAuthFailed(f"Autotask authentication failed: {where} knows no API user "
                                 f"{self._config.username!r} ({self._scrub(error_detail(response))})",
@@ -330,7 +252,8 @@ class AutotaskClient:
 
     async def _call(self, method: str, url: str, zone: str, headers: dict[str, str], *,
                     params: dict[str, Any] | None = None, json: Any = None) -> httpx.Response:
-        response = await self._send(method, url, f"zone {zone}", params=params, json=json, headers=headers)
+        response = await self._send(method, url, f"zone {zone}", may_have_landed=method != "GET", params=params,
+                                    json=json, headers=headers)
         self._on_zone_answer(zone, response)
         if not response.is_success:
             raise self._error(response)
@@ -346,10 +269,7 @@ class AutotaskClient:
 
     # -- statuses --------------------------------------------------------------------------------
 
-    async def _status_picklist(self, *, refresh: bool = False) -> list[PsaStatus]:
-        fresh = time.monotonic() - self._statuses_read_at < PICKLIST_TTL_S
-        if self._statuses is not None and fresh and not refresh:
-            return self._statuses
+    async def _read_status_picklist(self) -> list[PsaStatus]:
         data = self._object(await self.request("GET", "Tickets/entityInformation/fields"), "the ticket fields")
         fields = data.get("fields")
         status = next((f for f in fields if isinstance(f, dict) and str(f.get("name", "")).lower() == "status"),
@@ -359,25 +279,18 @@ class AutotaskClient:
             raise PsaUnavailable("Autotask did not list the ticket Status picklist")
         statuses = []
         for value in values:
-            if not isinstance(value, dict) or _ID.fullmatch(str(value.get("value", ""))) is None:
+            if not isinstance(value, dict) or client_common.ID_PATTERN.fullmatch(str(value.get("value", ""))) is None:
                 continue
             sid, label = int(value["value"]), str(value.get("label") or "")
             closed = sid == COMPLETE_STATUS_ID or label.lower() == "complete"
             statuses.append(PsaStatus(id=sid, name=label, closed=closed, inactive=value.get("isActive") is False))
-        self._statuses, self._statuses_read_at = statuses, time.monotonic()
         return statuses
-
-    async def _status_name(self, status_id: int) -> str | None:
-        statuses = await self._status_picklist()
-        if all(s.id != status_id for s in statuses) and time.monotonic() - self._statuses_read_at > PICKLIST_RECHECK_S:
-            statuses = await self._status_picklist(refresh=True)  # a status added since the picklist was read
-        return next((s.name for s in statuses if s.id == status_id), None)
 
     # -- PsaProvider -----------------------------------------------------------------------------
 
     async def check(self) -> None:
         """Find the zone (discovery), then make one authenticated call; raises PsaUnavailable / PsaAuthFailed."""
-        await self._status_picklist(refresh=True)
+        await self._statuses.statuses(refresh=True)
 
     async def get_ticket(self, ticket_id: str) -> PsaTicket:
         """Read a ticket's title and status, the status named from the Status picklist."""
@@ -390,7 +303,7 @@ class AutotaskClient:
             raise PsaUnavailable(f"Autotask answered ticket {tid} with something other than an object")
         status_id = item.get("status") if isinstance(item.get("status"), int) else None
         return PsaTicket(id=str(item.get("id", tid)), summary=str(item.get("title") or ""), status_id=status_id,
-                         status_name=await self._status_name(status_id) if status_id is not None else None)
+                         status_name=await self._statuses.name(status_id) if status_id is not None else None)
 
     async def post_note(self, ticket_id: str, text: str, note_type: NoteType) -> PsaNote:
         """Add a TicketNote: resolution and description published to all Autotask users, internal analysis not."""
@@ -482,5 +395,5 @@ class AutotaskClient:
 
     async def list_statuses(self, ticket: PsaTicket) -> list[PsaStatus]:
         """The active values of the Status picklist (one list for every ticket; Complete is the closed one)."""
-        return [s for s in await self._status_picklist() if not s.inactive]
+        return [s for s in await self._statuses.statuses() if not s.inactive]
 

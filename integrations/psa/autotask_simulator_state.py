@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from integrations.psa.simulator_common import FaultSwitches, RecordedRequest, RequestLog
 
 # (value, label, active): Autotask's system statuses keep these ids on every instance; Complete (5) closes a ticket.
 SEED_STATUSES = [(1, "New", True), (5, "Complete", True), (7, "Waiting Customer", True), (8, "In Progress", True),
@@ -30,35 +31,22 @@ class AutotaskSimulatorCredentials:
 
 
 @dataclass
-class AutotaskSimulatorSwitches:
-    """Faults to inject; counters and lists are used up as calls consume them."""
+class AutotaskSimulatorSwitches(FaultSwitches):
+    """Faults to inject; counters and lists are used up as calls consume them. An ignored status PATCH answers
+    200; rate_limit_next counts zone API calls; fail_after_note_store_next answers a bare 500 to note POSTs."""
 
-    ignore_status_change: bool = False  # a status PATCH answers 200 but is not applied (a workflow rule)
-    rate_limit_next: int = 0  # the next N zone API calls answer 429
-    retry_after_s: int = 1
-    fail_after_note_store_next: int = 0  # the next N note POSTs store the note, then answer a bare 500
-    delay_s: float = 0.0  # sleep before answering any route but the control routes
     reject_next_with_errors: list[str] = field(default_factory=list)  # the next zone API call: 500 {"errors": these}
 
 
-@dataclass
-class AutotaskRecordedRequest:
+class AutotaskRecordedRequest(RecordedRequest):
     """One request the simulator received (headers lower-cased)."""
-
-    method: str
-    route: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any = None
-    status: int | None = None
 
 
 def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class AutotaskSimulatorState:
+class AutotaskSimulatorState(RequestLog[AutotaskRecordedRequest]):
     """Tickets, the Status picklist, notes, time entries, switches and the request log of one simulated tenant."""
 
     def __init__(self, credentials: AutotaskSimulatorCredentials) -> None:
@@ -141,14 +129,6 @@ class AutotaskSimulatorState:
             {"name": "status", "dataType": "integer", "isRequired": True, "isPickList": True, "isReadOnly": False,
              "isQueryable": True, "picklistValues": list(self.statuses.values())},
         ]
-
-    def requests_to(self, route: str) -> list[AutotaskRecordedRequest]:
-        """Requests received for a route, e.g. `POST Tickets/{id}/Notes` or `GET zoneInformation`."""
-        return [r for r in self.requests if r.route == route]
-
-    def route_counts(self) -> dict[str, int]:
-        """How many requests each route received."""
-        return dict(Counter(r.route for r in self.requests))
 
     def snapshot(self) -> dict[str, Any]:
         """Tickets with note counts, time entries, switches and request counts, for `/_simulator/state`."""

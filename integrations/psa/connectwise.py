@@ -8,32 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from integrations.psa import client_common
 from integrations.psa.base import (
     NoteType,
     PsaAuthFailed,
-    PsaError,
     PsaNote,
-    PsaNotFound,
     PsaPost,
-    PsaRateLimited,
     PsaRejected,
-    PsaSiteRefused,
     PsaStatus,
     PsaTicket,
     PsaUnavailable,
 )
-from integrations.psa.egress import EgressRefused
+from integrations.psa.client_common import MAX_ID as MAX_ID
+from integrations.psa.client_common import PsaHttpClient, Wording, normalize_root, parse_time, shown, status_line
+from integrations.psa.client_common import parse_retry_after as parse_retry_after
 
 DEFAULT_PAGE_SIZE = 100
 # A runaway paging loop (a server that always says "next") must end somewhere: 1,000 pages of 1,000 is CW's own cap.
@@ -51,14 +47,6 @@ _TIME_FLAG_BY_TYPE = {
 }
 MAX_WORK_MINUTES = 1440  # API.md: time_minutes is 1 to 1440 (one day)
 _CW_TIME = "%Y-%m-%dT%H:%M:%SZ"
-# CW record ids are positive 32-bit integers; up to 10 digits keeps int() cheap before the range check.
-_ID = re.compile(r"[0-9]{1,10}")
-MAX_ID = 2**31 - 1
-# CW's own error text is shown to the engineer; a server that is not ConnectWise gets no say in our messages.
-_MAX_DETAIL = 300
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
-# Failures before the request was sent: nothing can have reached the PSA, so sending again is safe.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -90,10 +78,7 @@ class ConnectWiseConfig:
 
 def normalize_site_url(site_url: str) -> str:
     """`na.myconnectwise.net` → `https://na.myconnectwise.net`; full URLs keep their scheme; no trailing slash."""
-    site = site_url.strip().rstrip("/")
-    if "://" not in site:
-        site = f"https://{site}"
-    return site
+    return normalize_root(site_url)
 
 
 def normalize_codebase(codebase: str) -> str:
@@ -108,9 +93,7 @@ def api_base_url(site_url: str, codebase: str) -> str:
 
 def id_problem(kind: str, value: str) -> str | None:
     """Why `value` cannot be a ConnectWise `kind` id (e.g. "ticket"), None when it can: ids go into URL paths."""
-    if _ID.fullmatch(value) is None or not 0 < int(value) <= MAX_ID:
-        return f"ConnectWise {kind} ids are whole numbers from 1 to {MAX_ID}; {value!r} is not one"
-    return None
+    return client_common.id_problem("ConnectWise", kind, value)
 
 
 def basic_auth_header(company_id: str, public_key: str, private_key: str) -> str:
@@ -119,16 +102,12 @@ def basic_auth_header(company_id: str, public_key: str, private_key: str) -> str
     return f"Basic {token}"
 
 
-def _shown(value: Any) -> str:
-    text = _UNPRINTABLE.sub(" ", str(value)).strip()
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
-
-
 def cw_error_detail(response: httpx.Response) -> str:
     """CW's error body `{code, message, errors: [...]}` as one sentence, else only the HTTP status.
 
     Only a body in ConnectWise's error shape is quoted (cut short): another server's text, whatever it
-    says, is never echoed, nor its reason phrase (the standard one is used).
+    says, is never echoed, nor its reason phrase (the standard one is used): ConnectWise's own error text is
+    shown to the engineer, but a server that is not ConnectWise gets no say in our messages.
     """
     try:
         body = response.json()
@@ -143,24 +122,9 @@ def cw_error_detail(response: httpx.Response) -> str:
             where = ": ".join(str(x) for x in (field, code) if isinstance(x, str) and x)
             parts.append(f"{err['message']} ({where})" if where else err["message"])
         if parts:
-            return _shown("; ".join(parts[:5]))
-        return _shown(f"{body['message']} ({body['code']})")
-    try:
-        reason = HTTPStatus(response.status_code).phrase
-    except ValueError:
-        reason = ""
-    return f"HTTP {response.status_code} {reason}".strip()
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header; None when absent or not a plain non-negative number."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+            return shown("; ".join(parts[:5]))
+        return shown(f"{body['message']} ({body['code']})")
+    return status_line(response)
 
 
 def _note_type(note: dict[str, Any]) -> NoteType:
@@ -172,21 +136,12 @@ def _note_type(note: dict[str, Any]) -> NoteType:
     return NoteType.DESCRIPTION
 
 
-def _parse_datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def _to_note(note: dict[str, Any]) -> PsaNote:
     return PsaNote(
         id=str(note.get("id", "")),
         text=str(note.get("text") or ""),
         note_type=_note_type(note),
-        created_at=_parse_datetime(note.get("dateCreated")),
+        created_at=parse_time(note.get("dateCreated")),
     )
 
 
@@ -198,7 +153,7 @@ def _time_entry_note(item: dict[str, Any]) -> PsaNote | None:
     if not isinstance(entry_id, int) or isinstance(entry_id, bool):
         return None
     return PsaNote(id=str(entry_id), text=str(item.get("text") or ""), note_type=_note_type(item),
-                   created_at=_parse_datetime(item.get("dateCreated")))
+                   created_at=parse_time(item.get("dateCreated")))
 
 
 def _ref_id(ref: Any) -> int | None:
@@ -206,33 +161,25 @@ def _ref_id(ref: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
-class ConnectWiseClient:
+_WORDING = Wording(
+    name="ConnectWise", detail=cw_error_detail,
+    auth_hint="check the company ID, public key and private key",
+    permission_hint="the API member's security role does not allow this",
+    url_hint="connect the site again with a valid site_url",
+)
+
+
+class ConnectWiseClient(PsaHttpClient[ConnectWiseConfig]):
     """A PsaProvider for ConnectWise Manage; one instance per site + API member."""
 
+    wording = _WORDING
+
     def __init__(self, config: ConnectWiseConfig, http: httpx.AsyncClient | None = None) -> None:
-        self._config = config
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=config.timeout_s)
+        super().__init__(config, http)
         self._site = config.site_root
         self._codebase = normalize_codebase(config.codebase) if config.codebase else None
         self._codebase_lock = asyncio.Lock()
         self._auth = basic_auth_header(config.company_id, config.public_key, config.private_key)
-        # Scrubbed from every error message, in case a server or proxy echoes them back.
-        self._secrets = [s for s in (config.private_key, self._auth.removeprefix("Basic ")) if len(s) >= 4]
-
-    def __repr__(self) -> str:
-        return f"ConnectWiseClient({self._config!r})"
-
-    async def __aenter__(self) -> ConnectWiseClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this instance created it."""
-        if self._owns_http:
-            await self._http.aclose()
 
     # -- low level -------------------------------------------------------------------------------
 
@@ -243,77 +190,23 @@ class ConnectWiseClient:
             "Accept": f"application/vnd.connectwise.com+json; version={self._config.api_version}",
         }
 
-    def _scrub(self, message: str) -> str:
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return message
+    def _secrets(self) -> Iterable[str]:
+        return (self._config.private_key, self._auth.removeprefix("Basic "))
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
-        except EgressRefused as exc:
-            raise PsaSiteRefused(f"ConnectWise site {self._site} may not be called: {exc.message}") from exc
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, OverflowError) as exc:
-            # A site URL stored before URLs were checked the way httpx parses them.
-            raise PsaSiteRefused(f"ConnectWise site {self._site} is not a URL this server can call; connect the "
-                              "site again with a valid site_url") from exc
-        except _NOT_SENT as exc:
-            raise PsaUnavailable(
-                f"ConnectWise site {self._site} could not be reached ({type(exc).__name__})"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise PsaUnavailable(
-                f"ConnectWise site {self._site} did not answer within {self._config.timeout_s:g}s",
-                may_have_landed=True,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise PsaUnavailable(
-                f"ConnectWise site {self._site} dropped the connection before answering ({type(exc).__name__})",
-                may_have_landed=True,
-            ) from exc
-
-    def _error(self, response: httpx.Response) -> PsaError:
-        status = response.status_code
-        detail = self._scrub(cw_error_detail(response))
-        if status == 401:
-            return PsaAuthFailed(
-                f"ConnectWise authentication failed: check the company ID, public key and private key ({detail})",
-                status_code=status,
-            )
-        if status == 403:
-            return PsaAuthFailed(
-                f"ConnectWise refused permission: the API member's security role does not allow this ({detail})",
-                status_code=status,
-            )
-        if status == 404:
-            return PsaNotFound(f"ConnectWise: {detail}", status_code=status)
-        if status == 429:
-            return PsaRateLimited(
-                f"ConnectWise rate limit reached ({detail})",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                status_code=status,
-            )
-        if 400 <= status < 500:
-            return PsaRejected(f"ConnectWise: {detail}", status_code=status)
-        return PsaUnavailable(f"ConnectWise: {detail}", status_code=status, may_have_landed=True)
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        # Any ConnectWise call cut short after it was sent is taken to have maybe landed, reads too.
+        return await self._send(method, url, f"site {self._site}", may_have_landed=True, **kwargs)
 
     def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise PsaUnavailable(
-                f"ConnectWise answered {response.request.method} {response.request.url.path} "
-                f"with HTTP {response.status_code} but a body that is not JSON",
-                status_code=response.status_code, may_have_landed=response.is_success,
-            ) from None
+        return self._body(response, may_have_landed=response.is_success)
 
     async def _company_info(self) -> dict[str, Any]:
         url = f"{self._site}/login/companyinfo/{quote(self._config.company_id, safe='')}"
-        response = await self._send("GET", url, headers={"Accept": "application/json"})
+        response = await self._call("GET", url, headers={"Accept": "application/json"})
         if response.status_code == 404:
             raise self._unknown_company()
         if not response.is_success:
-            raise self._error(response)
+            raise self._error(response, may_have_landed=True)
         info = self._json(response)
         # A 200 that describes no company is no site we can use; say so rather than fail later.
         if not isinstance(info, dict) or not info:
@@ -346,9 +239,9 @@ class ConnectWiseClient:
     ) -> httpx.Response:
         """One authenticated API call to `path` (relative to `.../apis/3.0/`); non-2xx raises a PsaError."""
         url = await self._api_base() + path.lstrip("/")
-        response = await self._send(method, url, params=params, json=json, headers=self._headers())
+        response = await self._call(method, url, params=params, json=json, headers=self._headers())
         if not response.is_success:
-            raise self._error(response)
+            raise self._error(response, may_have_landed=True)
         return response
 
     async def _paged(self, path: str, params: dict[str, Any], page_size: int) -> AsyncIterator[dict[str, Any]]:
@@ -432,7 +325,7 @@ class ConnectWiseClient:
             raise PsaUnavailable(f"ConnectWise answered the time entry on ticket {ticket_id} with something "
                                  "unexpected", may_have_landed=True)
         note = PsaNote(id=str(entry_id), text=str(data.get("notes") or text), note_type=note_type,
-                       created_at=_parse_datetime(data.get("dateEntered")))
+                       created_at=parse_time(data.get("dateEntered")))
         return PsaPost(note=note, time_entry_id=str(entry_id))
 
     async def update_note(self, ticket_id: str, note_id: str, text: str, *, time_entry: bool = False) -> None:

@@ -9,14 +9,11 @@ is stored, ignored status changes and slow answers. Control routes under
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
-import os
 import re
 import secrets
-from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +31,16 @@ from integrations.psa.connectwise_simulator_state import (
     SimulatorCredentials,
     SimulatorState,
     SimulatorSwitches,
+)
+from integrations.psa.simulator_common import (
+    control_routes,
+    fails_after_store,
+    rate_limited,
+    read_json,
+    record,
+    recorded,
+    serve,
+    simulator_parser,
 )
 
 __all__ = [
@@ -100,25 +107,10 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
     st = state if state is not None else SimulatorState()
     expected_auth = f"{credentials.company_id}+{credentials.public_key}:{credentials.private_key}"
 
-    async def record(request: Request, route: str) -> RecordedRequest:
-        try:
-            body = await request.json() if await request.body() else None
-        except ValueError:
-            body = None
-        entry = RecordedRequest(request.method, route, request.url.path, dict(request.query_params),
-                                {k.lower(): v for k, v in request.headers.items()}, body)
-        st.requests.append(entry)
-        if st.switches.delay_s > 0:
-            await asyncio.sleep(st.switches.delay_s)
-        return entry
-
     def gate(request: Request) -> Response | None:
         """Rate limit, Basic auth, clientId: what every API call goes through first."""
-        sw = st.switches
-        if sw.rate_limit_next > 0:
-            sw.rate_limit_next -= 1
-            return cw_error(429, "TooManyRequests", "Too many requests, please retry later",
-                            headers={"Retry-After": str(sw.retry_after_s)})
+        if (retry_after := rate_limited(st.switches)) is not None:
+            return cw_error(429, "TooManyRequests", "Too many requests, please retry later", headers=retry_after)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
             supplied = base64.b64decode(token, validate=True).decode() if scheme.lower() == "basic" else ""
@@ -135,21 +127,17 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
     def api(method: str, path: str, handler: Any) -> Route:
         route = f"{method} {_PATH_PARAM.sub('{id}', path)}"  # e.g. "GET service/tickets/{id}"
 
-        async def endpoint(request: Request) -> Response:
-            entry = await record(request, route)
+        async def answer(request: Request, body: Any) -> Response:
             response = gate(request)
             tid = request.path_params.get("ticket_id")
             if response is None and tid is not None and tid not in st.tickets:
                 response = cw_error(404, "NotFound", f"Ticket with id {tid} was not found")
-            if response is None:
-                response = await handler(request, entry.body)
-            entry.status = response.status_code
-            return response
+            return response if response is not None else await handler(request, body)
 
-        return Route(f"{API_PREFIX}/{path}", endpoint, methods=[method])
+        return Route(f"{API_PREFIX}/{path}", recorded(st, route, RecordedRequest, answer), methods=[method])
 
     async def company_info(request: Request) -> Response:
-        await record(request, "GET login/companyinfo")
+        await record(st, request, "GET login/companyinfo", await read_json(request), RecordedRequest)
         company = request.path_params["company_id"]
         if company.lower() != credentials.company_id.lower():
             return cw_error(404, "NotFound", f"Company {company} was not found")
@@ -204,8 +192,7 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
             # Like a busy CW: the record is stored late, whether or not the caller is still waiting.
             await asyncio.sleep(st.switches.note_post_delay_s)
         stored = store()
-        if st.switches.fail_after_note_store_next > 0:
-            st.switches.fail_after_note_store_next -= 1
+        if fails_after_store(st.switches):
             return cw_error(500, "UnexpectedError", "An unexpected error has occurred")
         return JSONResponse(stored, status_code=201)
 
@@ -277,50 +264,6 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
             return cw_error(404, "NotFound", f"Board with id {request.path_params['board_id']} was not found")
         return _paged(request, sorted(board["statuses"].values(), key=lambda s: s["id"]))
 
-    async def control_state(request: Request) -> Response:
-        return JSONResponse(st.snapshot())
-
-    async def control_status(request: Request) -> Response:
-        tid = int(request.path_params["ticket_id"])
-        try:
-            body = await request.json()
-            st.set_status(tid, int(body["status_id"]))
-        except KeyError:
-            return JSONResponse({"error": f"no ticket {tid} or no status_id given"}, status_code=404)
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(st.ticket_json(tid))
-
-    async def control_switches(request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        known = {f.name for f in fields(SimulatorSwitches)}
-        if not isinstance(body, dict) or not set(body) <= known:
-            return JSONResponse({"error": f"a JSON object with keys among {sorted(known)}"}, status_code=400)
-        for name, value in body.items():
-            kind = type(getattr(SimulatorSwitches(), name))
-            # bool is an int in Python, so check it apart; ints are fine where a float is expected.
-            accepted = isinstance(value, bool) if kind is bool else (
-                not isinstance(value, bool) and isinstance(value, int if kind is int else int | float))
-            if not accepted:
-                return JSONResponse({"error": f"{name} must be a {kind.__name__}"}, status_code=400)
-            setattr(st.switches, name, kind(value))
-        return JSONResponse(asdict(st.switches))
-
-    async def control_notes(request: Request) -> Response:
-        tid = request.path_params["ticket_id"]
-        if tid not in st.tickets:
-            return JSONResponse({"error": f"no ticket {tid}"}, status_code=404)
-        return JSONResponse(st.notes(tid))
-
-    async def control_time_entries(request: Request) -> Response:
-        tid = request.path_params["ticket_id"]
-        if tid not in st.tickets:
-            return JSONResponse({"error": f"no ticket {tid}"}, status_code=404)
-        return JSONResponse(st.time_entries(tid))
-
     async def not_found(request: Request, exc: Exception) -> Response:
         return cw_error(404, "NotFound", f"No route matches {request.url.path}")
 
@@ -336,32 +279,19 @@ def build_simulator_app(credentials: SimulatorCredentials, state: SimulatorState
         api("POST", "time/entries", post_time_entry),
         api("PATCH", "time/entries/{entry_id:int}", patch_time_entry),
         api("GET", "service/boards/{board_id:int}/statuses", board_statuses),
-        Route("/_simulator/state", control_state),
-        Route("/_simulator/tickets/{ticket_id:int}/status", control_status, methods=["POST"]),
-        Route("/_simulator/switches", control_switches, methods=["POST"]),
-        Route("/_simulator/tickets/{ticket_id:int}/notes", control_notes),
-        Route("/_simulator/tickets/{ticket_id:int}/time-entries", control_time_entries),
+        *control_routes(st, switch_type=SimulatorSwitches, ticket_json=st.ticket_json,
+                        lists={"notes": st.notes, "time-entries": st.time_entries}),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the simulator under uvicorn; credentials come from flags or CW_SIM_* environment variables."""
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8123)
-    for flag in ("company-id", "public-key", "private-key", "client-id"):
-        env = f"CW_SIM_{flag.upper().replace('-', '_')}"
-        # Required unless the environment supplies it: no credential has a default value here.
-        value = os.environ.get(env) or None
-        parser.add_argument(f"--{flag}", default=value, required=value is None, help=f"or ${env}")
+    parser = simulator_parser(__doc__, port=8123, env_prefix="CW_SIM",
+                              credentials=("company-id", "public-key", "private-key", "client-id"))
     args = parser.parse_args(argv)
     creds = SimulatorCredentials(args.company_id, args.public_key, args.private_key, args.client_id)
-    print(f"ConnectWise simulator for company {creds.company_id!r} on http://{args.host}:{args.port} "
-          f"(state at /_simulator/state)", flush=True)
-    uvicorn.run(build_simulator_app(creds), host=args.host, port=args.port, log_level="warning")
+    serve(build_simulator_app(creds), args, f"ConnectWise simulator for company {creds.company_id!r}")
 
 
 if __name__ == "__main__":

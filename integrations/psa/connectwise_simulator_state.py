@@ -3,10 +3,11 @@ time entries of one simulated site (the routes are in `connectwise_simulator`)."
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from integrations.psa.simulator_common import FaultSwitches, RecordedRequest, RequestLog
 
 SEED_STATUSES = [(16, "New", False), (17, "In Progress", False), (42, "Resolved", True), (57, "Escalated", False),
                  (60, "Closed", True)]
@@ -35,31 +36,14 @@ class SimulatorCredentials:
 
 
 @dataclass
-class SimulatorSwitches:
-    """Faults to inject; counters count down as calls consume them."""
+class SimulatorSwitches(FaultSwitches):
+    """Faults to inject; counters count down as calls consume them. A status PATCH that is ignored answers 200;
+    fail_after_note_store_next counts note and time-entry POSTs; delay_s holds every ConnectWise route."""
 
-    ignore_status_change: bool = False  # a status PATCH answers 200 but is not applied (a workflow rule)
-    rate_limit_next: int = 0  # the next N API calls answer 429
-    retry_after_s: int = 1
-    fail_after_note_store_next: int = 0  # the next N note or time-entry POSTs store the record, then answer 500
-    delay_s: float = 0.0  # sleep before answering any ConnectWise route
     note_post_delay_s: float = 0.0  # a note or time-entry POST is stored after this many seconds, then answered
 
 
-@dataclass
-class RecordedRequest:
-    """One request the simulator received (headers lower-cased)."""
-
-    method: str
-    route: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any = None
-    status: int | None = None
-
-
-class SimulatorState:
+class SimulatorState(RequestLog[RecordedRequest]):
     """Tickets, boards, notes, time entries, switches and the request log of one simulated site."""
 
     def __init__(self) -> None:
@@ -170,14 +154,6 @@ class SimulatorState:
                 "timeEnd": record["timeEnd"], "dateCreated": record["dateEntered"], "createdBy": "api-member",
             })
         return listed
-
-    def requests_to(self, route: str) -> list[RecordedRequest]:
-        """Requests received for a route, e.g. `POST service/tickets/{id}/notes`."""
-        return [r for r in self.requests if r.route == route]
-
-    def route_counts(self) -> dict[str, int]:
-        """How many requests each route received."""
-        return dict(Counter(r.route for r in self.requests))
 
     def ticket_json(self, ticket_id: int) -> dict[str, Any]:
         """A ticket as CW's `service/tickets/{id}` shows it (the fields the write-back reads)."""

@@ -12,32 +12,39 @@ import asyncio
 import hashlib
 import hmac
 import math
-import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
+from functools import partial
 from typing import Any
 
 import httpx
 
+from integrations.psa import client_common
 from integrations.psa.base import (
     NoteType,
     PsaAuthFailed,
-    PsaError,
     PsaNote,
-    PsaNotFound,
     PsaPost,
-    PsaRateLimited,
     PsaRejected,
-    PsaSiteRefused,
     PsaStatus,
     PsaTicket,
     PsaUnavailable,
 )
-from integrations.psa.connectwise import parse_retry_after
-from integrations.psa.egress import EgressRefused
+from integrations.psa.client_common import (
+    HEADER_SAFE,
+    PsaHttpClient,
+    StatusCache,
+    Wording,
+    parse_time,
+    shown,
+    status_line,
+)
+from integrations.psa.client_common import MAX_ID as MAX_ID
+from integrations.psa.client_common import is_int as _is_int
+from integrations.psa.client_common import normalize_root as normalize_root
 
 OUTCOME = "ResolutionFlow"
 STATUS_OUTCOME = "Status change"
@@ -52,14 +59,6 @@ TOKEN_RENEW_MARGIN_S = 60.0
 DEFAULT_TOKEN_LIFETIME_S = 300.0  # when the token answer does not say
 STATUS_LIST_TTL_S = 600.0
 STATUS_RECHECK_S = 30.0  # an unknown status id reads the list again, at most this often
-# Halo ids are positive 32-bit integers; up to 10 digits keeps int() cheap before the range check.
-_ID = re.compile(r"[0-9]{1,10}")
-MAX_ID = 2**31 - 1
-_MAX_DETAIL = 300
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-# Failures before the request was sent: nothing can have reached Halo, so sending again is safe.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass
@@ -99,12 +98,6 @@ class HaloConfig:
                 f"auth_url={self.auth_url!r}, tenant={self.tenant!r}, timeout_s={self.timeout_s!r})")
 
 
-def normalize_root(url: str) -> str:
-    """`acme.halopsa.com/api/` → `https://acme.halopsa.com/api` (a bare host means https; no trailing slash)."""
-    root = url.strip().rstrip("/")
-    return root if "://" in root else f"https://{root}"
-
-
 def default_auth_url(api_url: str) -> str:
     """The authorisation server of an API root: the same host's `/auth`."""
     scheme, _, rest = normalize_root(api_url).partition("://")
@@ -113,21 +106,10 @@ def default_auth_url(api_url: str) -> str:
 
 def id_problem(kind: str, value: str) -> str | None:
     """Why `value` cannot be a HaloPSA `kind` id (e.g. "ticket"), None when it can: ids go into URL paths."""
-    if _ID.fullmatch(value) is None or not 0 < int(value) <= MAX_ID:
-        return f"HaloPSA {kind} ids are whole numbers from 1 to {MAX_ID}; {value!r} is not one"
-    return None
+    return client_common.id_problem("HaloPSA", kind, value)
 
 
-def _checked_id(kind: str, value: Any) -> int:
-    text = str(value).strip()
-    if problem := id_problem(kind, text):
-        raise PsaRejected(problem)
-    return int(text)
-
-
-def _shown(value: Any) -> str:
-    text = _UNPRINTABLE.sub(" ", str(value)).strip()
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+_checked_id = partial(client_common.checked_id, "HaloPSA")  # the id as an int, or PsaRejected naming the problem
 
 
 def halo_error_detail(response: httpx.Response) -> str:
@@ -138,27 +120,16 @@ def halo_error_detail(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, str) and body.strip():
-        return _shown(body)
+        return shown(body)
     if isinstance(body, dict):
         for key in ("error_description", "message", "Message", "error"):
             if isinstance(body.get(key), str) and body[key].strip():
-                return _shown(body[key])
-    try:
-        reason = HTTPStatus(response.status_code).phrase
-    except ValueError:
-        reason = ""
-    return f"HTTP {response.status_code} {reason}".strip()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+                return shown(body[key])
+    return status_line(response)
 
 
 def _created_at(value: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    moment = parse_time(value)
     # Halo writes its times in UTC without saying so.
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
@@ -174,13 +145,21 @@ def _to_note(action: dict[str, Any]) -> PsaNote:
                    time_entry_id=str(action["id"]) if logged else None)
 
 
-class HaloClient:
+_WORDING = Wording(
+    name="HaloPSA", detail=halo_error_detail,
+    auth_hint="the API refused the application's token even after it was renewed",
+    permission_hint="the API application's agent or permissions do not allow this",
+    url_hint="connect again with a valid api_url (and auth_url)",
+)
+
+
+class HaloClient(PsaHttpClient[HaloConfig]):
     """A PsaProvider for HaloPSA; one instance per instance + API application."""
 
+    wording = _WORDING
+
     def __init__(self, config: HaloConfig, http: httpx.AsyncClient | None = None) -> None:
-        self._config = config
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=config.timeout_s)
+        super().__init__(config, http)
         self._api = normalize_root(config.api_url)
         self._auth = normalize_root(config.auth_url) if config.auth_url else default_auth_url(config.api_url)
         self._tenant = config.tenant.strip() if config.tenant and config.tenant.strip() else None
@@ -189,77 +168,15 @@ class HaloClient:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._tokens_used: list[str] = []  # scrubbed from messages, in case a server or proxy echoes them
-        self._statuses: list[PsaStatus] | None = None
-        self._statuses_read_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"HaloClient({self._config!r})"
-
-    async def __aenter__(self) -> HaloClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this instance created it."""
-        if self._owns_http:
-            await self._http.aclose()
+        self._statuses = StatusCache(self._read_status_list, ttl_s=STATUS_LIST_TTL_S, recheck_s=STATUS_RECHECK_S)
 
     # -- low level -------------------------------------------------------------------------------
 
-    def _scrub(self, message: str) -> str:
-        for secret in (self._config.client_secret, *self._tokens_used):
-            if len(secret) >= 4:
-                message = message.replace(secret, "***")
-        return message
-
-    async def _send(self, method: str, url: str, where: str, *, written: bool, **kwargs: Any) -> httpx.Response:
-        """One HTTP request; `written` says whether it asks Halo to store something (a token request does not)."""
-        try:
-            return await self._http.request(method, url, timeout=self._config.timeout_s, **kwargs)
-        except EgressRefused as exc:
-            raise PsaSiteRefused(f"HaloPSA {where} may not be called: {exc.message}") from exc
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, OverflowError) as exc:
-            raise PsaSiteRefused(f"HaloPSA {where} is not a URL this server can call; connect again with a valid "
-                                 "api_url (and auth_url)") from exc
-        except _NOT_SENT as exc:
-            raise PsaUnavailable(f"HaloPSA {where} could not be reached ({type(exc).__name__})") from exc
-        except httpx.TimeoutException as exc:
-            raise PsaUnavailable(f"HaloPSA {where} did not answer within {self._config.timeout_s:g}s",
-                                 may_have_landed=written) from exc
-        except httpx.TransportError as exc:
-            raise PsaUnavailable(f"HaloPSA {where} dropped the connection before answering ({type(exc).__name__})",
-                                 may_have_landed=written) from exc
-
-    def _error(self, response: httpx.Response, *, written: bool) -> PsaError:
-        status = response.status_code
-        detail = self._scrub(halo_error_detail(response))
-        if status == 401:
-            return PsaAuthFailed(f"HaloPSA authentication failed: the API refused the application's token even "
-                                 f"after it was renewed ({detail})", status_code=status)
-        if status == 403:
-            return PsaAuthFailed(f"HaloPSA refused permission: the API application's agent or permissions do not "
-                                 f"allow this ({detail})", status_code=status)
-        if status == 404:
-            return PsaNotFound(f"HaloPSA: {detail}", status_code=status)
-        if status == 429:
-            return PsaRateLimited(f"HaloPSA rate limit reached ({detail})",
-                                  retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                                  status_code=status)
-        if 400 <= status < 500:
-            return PsaRejected(f"HaloPSA: {detail}", status_code=status)
-        return PsaUnavailable(f"HaloPSA: {detail}", status_code=status, may_have_landed=written)
+    def _secrets(self) -> Iterable[str]:
+        return (self._config.client_secret, *self._tokens_used)
 
     def _json(self, response: httpx.Response, *, written: bool | None = None) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise PsaUnavailable(
-                f"HaloPSA answered {response.request.method} {response.request.url.path} with HTTP "
-                f"{response.status_code} but a body that is not JSON", status_code=response.status_code,
-                may_have_landed=response.request.method != "GET" if written is None else written,
-            ) from None
+        return self._body(response, may_have_landed=response.request.method != "GET" if written is None else written)
 
     # -- token -----------------------------------------------------------------------------------
 
@@ -281,7 +198,7 @@ class HaloClient:
         where = f"authorisation server {self._auth}"
         form = {"grant_type": "client_credentials", "client_id": self._config.client_id,
                 "client_secret": self._config.client_secret, "scope": "all"}
-        response = await self._send("POST", f"{self._auth}/token", where, written=False, data=form,
+        response = await self._send("POST", f"{self._auth}/token", where, may_have_landed=False, data=form,
                                     params={"tenant": self._tenant} if self._tenant else None,
                                     headers={"Accept": "application/json"})
         if response.status_code in (400, 401, 403):
@@ -291,11 +208,11 @@ class HaloClient:
             raise PsaAuthFailed(f"HaloPSA authentication failed: {where} has no /token endpoint (check auth_url)",
                                 status_code=404)
         if not response.is_success:
-            raise self._error(response, written=False)
+            raise self._error(response, may_have_landed=False)
         body = self._json(response, written=False)
         value = body.get("access_token") if isinstance(body, dict) else None
         kind = body.get("token_type", "Bearer") if isinstance(body, dict) else None
-        if not isinstance(value, str) or _HEADER_SAFE.fullmatch(value) is None or str(kind).lower() != "bearer":
+        if not isinstance(value, str) or HEADER_SAFE.fullmatch(value) is None or str(kind).lower() != "bearer":
             # Checked here so httpx never raises with the token in its message.
             raise PsaUnavailable(f"HaloPSA {where} did not issue a bearer token that can be sent")
         lifetime = body.get("expires_in")
@@ -323,8 +240,8 @@ class HaloClient:
 
         async def call(token: str) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            return await self._send(method, url, f"API at {self._api}", written=method != "GET", params=params,
-                                    json=json, headers=headers)
+            return await self._send(method, url, f"API at {self._api}", may_have_landed=method != "GET",
+                                    params=params, json=json, headers=headers)
 
         token = await self._bearer()
         response = await call(token)
@@ -333,7 +250,7 @@ class HaloClient:
             self._drop_token(token)
             response = await call(await self._bearer())
         if not response.is_success:
-            raise self._error(response, written=method != "GET")
+            raise self._error(response, may_have_landed=method != "GET")
         return response
 
     async def _post_action(self, action: dict[str, Any], what: str) -> dict[str, Any]:
@@ -347,32 +264,21 @@ class HaloClient:
 
     # -- statuses --------------------------------------------------------------------------------
 
-    async def _status_list(self, *, refresh: bool = False) -> list[PsaStatus]:
-        fresh = time.monotonic() - self._statuses_read_at < STATUS_LIST_TTL_S
-        if self._statuses is not None and fresh and not refresh:
-            return self._statuses
+    async def _read_status_list(self) -> list[PsaStatus]:
         items = self._json(await self.request("GET", "Status", params={"type": "ticket"}))
         if not isinstance(items, list):
             raise PsaUnavailable("HaloPSA answered the ticket statuses with something other than a list")
-        statuses = [
+        return [
             PsaStatus(id=item["id"], name=str(item.get("name") or ""),
                       closed=item["id"] == CLOSED_STATUS_ID or str(item.get("name", "")).lower() in CLOSED_NAMES)
             for item in items if isinstance(item, dict) and _is_int(item.get("id"))
         ]
-        self._statuses, self._statuses_read_at = statuses, time.monotonic()
-        return statuses
-
-    async def _status_name(self, status_id: int) -> str | None:
-        statuses = await self._status_list()
-        if all(s.id != status_id for s in statuses) and time.monotonic() - self._statuses_read_at > STATUS_RECHECK_S:
-            statuses = await self._status_list(refresh=True)  # a status added since the list was read
-        return next((s.name for s in statuses if s.id == status_id), None)
 
     # -- PsaProvider -----------------------------------------------------------------------------
 
     async def check(self) -> None:
         """Get a token, then make one authenticated call; raises PsaUnavailable / PsaAuthFailed."""
-        await self._status_list(refresh=True)
+        await self._statuses.statuses(refresh=True)
 
     async def get_ticket(self, ticket_id: str) -> PsaTicket:
         """Read a ticket's summary, status (named from the status list) and ticket type."""
@@ -382,7 +288,7 @@ class HaloClient:
             raise PsaUnavailable(f"HaloPSA answered ticket {tid} with something other than an object")
         status_id = data["status_id"] if _is_int(data.get("status_id")) else None
         return PsaTicket(id=str(data.get("id", tid)), summary=str(data.get("summary") or ""), status_id=status_id,
-                         status_name=await self._status_name(status_id) if status_id is not None else None,
+                         status_name=await self._statuses.name(status_id) if status_id is not None else None,
                          type_id=data["tickettype_id"] if _is_int(data.get("tickettype_id")) else None)
 
     async def post_note(self, ticket_id: str, text: str, note_type: NoteType) -> PsaNote:
@@ -447,4 +353,4 @@ class HaloClient:
 
     async def list_statuses(self, ticket: PsaTicket) -> list[PsaStatus]:
         """Halo's ticket statuses (Closed, id 9, and any named Closed or Resolved close a ticket)."""
-        return list(await self._status_list())
+        return list(await self._statuses.statuses())

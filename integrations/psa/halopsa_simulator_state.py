@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from integrations.psa.simulator_common import FaultSwitches, RecordedRequest, RequestLog
 
 # Halo's built-in ticket statuses keep these ids on every instance; Closed (9) closes a ticket.
 SEED_STATUSES = [(1, "New"), (2, "In Progress"), (4, "Waiting on Customer"), (5, "Escalated"), (8, "Resolved"),
@@ -32,37 +33,24 @@ class HaloSimulatorCredentials:
 
 
 @dataclass
-class HaloSimulatorSwitches:
-    """Faults to inject; counters count down as calls consume them."""
+class HaloSimulatorSwitches(FaultSwitches):
+    """Faults to inject; counters count down as calls consume them. An ignored status change: the action keeps
+    its new_status, the ticket keeps its status; fail_after_note_store_next counts action POSTs."""
 
-    ignore_status_change: bool = False  # an action's new_status is stored with it, but the ticket keeps its status
-    rate_limit_next: int = 0  # the next N API calls answer 429
-    retry_after_s: int = 1
-    fail_after_note_store_next: int = 0  # the next N action POSTs store the action, then answer 500
-    delay_s: float = 0.0  # sleep before answering any route but the control routes
     token_lifetime_s: int = 3600  # expires_in of the tokens issued from now on
     expire_tokens_now: bool = False  # set through /_simulator/switches: every issued token stops working at once
     actions_answer_array: bool = False  # answer a POST /Actions with a one-element array instead of the object
 
 
-@dataclass
-class HaloRecordedRequest:
+class HaloRecordedRequest(RecordedRequest):
     """One request the simulator received (headers lower-cased; a token request's body without the secret)."""
-
-    method: str
-    route: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any = None
-    status: int | None = None
 
 
 def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]  # Halo's form: UTC, no zone
 
 
-class HaloSimulatorState:
+class HaloSimulatorState(RequestLog[HaloRecordedRequest]):
     """Tickets, statuses, actions, issued tokens, switches and the request log of one simulated instance."""
 
     def __init__(self, credentials: HaloSimulatorCredentials) -> None:
@@ -147,15 +135,7 @@ class HaloSimulatorState:
                 return dict(action)
         return None
 
-    # -- the log ---------------------------------------------------------------------------------
-
-    def requests_to(self, route: str) -> list[HaloRecordedRequest]:
-        """Requests received for a route, e.g. `POST Actions`."""
-        return [r for r in self.requests if r.route == route]
-
-    def route_counts(self) -> dict[str, int]:
-        """How many requests each route received."""
-        return dict(Counter(r.route for r in self.requests))
+    # -- for /_simulator/state -------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Tickets with action counts and hours, switches, token and request counts, for `/_simulator/state`."""

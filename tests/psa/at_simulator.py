@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import secrets
 import string
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from integrations.psa.autotask import AutotaskConfig
 from integrations.psa.autotask_simulator import DISCOVERY_PREFIX, ZONE_PREFIX, build_autotask_simulator_app
 from integrations.psa.autotask_simulator_state import AutotaskSimulatorCredentials, AutotaskSimulatorState
-from tests.stack import free_port
+from tests.psa.simulator_fixture import serving_simulator
 
 
 def random_credentials() -> AutotaskSimulatorCredentials:
@@ -67,27 +63,8 @@ class AutotaskSimulatorHandle:
 def running_autotask_simulator(state: AutotaskSimulatorState | None = None) -> Iterator[AutotaskSimulatorHandle]:
     """Serve the simulator on 127.0.0.1 until the block ends."""
     st = state if state is not None else AutotaskSimulatorState(random_credentials())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        build_autotask_simulator_app(st), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        # A request sleeping on delay_s must not hold the shutdown for long.
-        timeout_graceful_shutdown=2,
-    ))
-    # server.run() calls asyncio.run in this thread, so the simulator never shares a test's event loop.
-    thread = threading.Thread(target=server.run, name=f"at-simulator-{port}", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the Autotask simulator did not start on port {port}")
-            time.sleep(0.02)
-        httpx.get(f"{url}/_simulator/state", timeout=5).raise_for_status()
+    with serving_simulator(build_autotask_simulator_app(st), "at-simulator", label="the Autotask simulator") as url:
         yield AutotaskSimulatorHandle(url=url, state=st)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

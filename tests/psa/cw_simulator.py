@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from integrations.psa.connectwise import ConnectWiseConfig
 from integrations.psa.connectwise_simulator import SimulatorCredentials, SimulatorState, build_simulator_app
-from tests.stack import free_port
+from tests.psa.simulator_fixture import serving_simulator
 
 
 def random_credentials() -> SimulatorCredentials:
@@ -54,27 +50,8 @@ def running_simulator(
     """Serve the simulator on 127.0.0.1 until the block ends."""
     creds = credentials or random_credentials()
     st = state if state is not None else SimulatorState()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        build_simulator_app(creds, st), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        # A request sleeping on delay_s must not hold the shutdown for long.
-        timeout_graceful_shutdown=2,
-    ))
-    # server.run() calls asyncio.run in this thread, so the simulator never shares a test's event loop.
-    thread = threading.Thread(target=server.run, name=f"cw-simulator-{port}", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the ConnectWise simulator did not start on port {port}")
-            time.sleep(0.02)
-        httpx.get(f"{url}/_simulator/state", timeout=5).raise_for_status()
+    with serving_simulator(build_simulator_app(creds, st), "cw-simulator", label="the ConnectWise simulator") as url:
         yield SimulatorHandle(url=url, state=st, credentials=creds)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

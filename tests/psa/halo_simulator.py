@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
 
 from integrations.psa.halopsa import HaloConfig
 from integrations.psa.halopsa_simulator import API_PREFIX, build_halo_simulator_app
 from integrations.psa.halopsa_simulator_state import HaloSimulatorCredentials, HaloSimulatorState
-from tests.stack import free_port
+from tests.psa.simulator_fixture import serving_simulator
 
 
 def random_credentials(tenant: str | None = None) -> HaloSimulatorCredentials:
@@ -55,35 +50,10 @@ class HaloSimulatorHandle:
 
 
 @contextmanager
-def serving(app: ASGIApp, name: str) -> Iterator[str]:
-    """Serve an ASGI app on 127.0.0.1 until the block ends; yields its base URL once it answers."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        # A request sleeping on delay_s must not hold the shutdown for long.
-        timeout_graceful_shutdown=2,
-    ))
-    # server.run() calls asyncio.run in this thread, so the app never shares a test's event loop.
-    thread = threading.Thread(target=server.run, name=f"{name}-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start on port {port}")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@contextmanager
 def running_halo_simulator(state: HaloSimulatorState | None = None) -> Iterator[HaloSimulatorHandle]:
     """Serve the simulator on 127.0.0.1 until the block ends."""
     st = state if state is not None else HaloSimulatorState(random_credentials())
-    with serving(build_halo_simulator_app(st), "halo-simulator") as url:
-        httpx.get(f"{url}/_simulator/state", timeout=5).raise_for_status()
+    with serving_simulator(build_halo_simulator_app(st), "halo-simulator") as url:
         yield HaloSimulatorHandle(url=url, state=st)
 
 

@@ -23,6 +23,7 @@ from integrations.psa.base import (
     PsaUnavailable,
 )
 from tests.psa import at_simulator
+from tests.psa.simulator_fixture import assert_rate_limit_takes_one_call
 from tests.stack import free_port
 
 at_sim = at_simulator.at_sim  # the fixture, made visible to this module
@@ -373,14 +374,9 @@ async def test_bare_500_after_the_note_was_stored_may_have_landed(client: Autota
 
 
 async def test_rate_limited_carries_retry_after(client: AutotaskClient, at_sim: Sim) -> None:
-    at_sim.state.switches.rate_limit_next = 1
-    at_sim.state.switches.retry_after_s = 3
-    with pytest.raises(PsaRateLimited) as caught:
-        await client.post_note(TICKET, "x", NoteType.DESCRIPTION)
-    assert caught.value.retry_after == 3 and caught.value.retryable and caught.value.status_code == 429
-    assert at_sim.state.notes(48291) == []
-    await client.post_note(TICKET, "x", NoteType.DESCRIPTION)  # the switch was for one call only
-    assert len(at_sim.state.notes(48291)) == 1
+    await assert_rate_limit_takes_one_call(at_sim.state.switches,
+                                           lambda: client.post_note(TICKET, "x", NoteType.DESCRIPTION),
+                                           lambda: at_sim.state.notes(48291))
 
 
 async def test_the_secret_is_scrubbed_from_autotask_error_text(client: AutotaskClient, at_sim: Sim) -> None:

@@ -19,7 +19,6 @@ from integrations.psa.base import (
     PsaAuthFailed,
     PsaNotFound,
     PsaPost,
-    PsaRateLimited,
     PsaRejected,
     PsaTicket,
     PsaUnavailable,
@@ -28,6 +27,7 @@ from integrations.psa.halopsa import HaloClient, HaloConfig, default_auth_url
 from integrations.psa.halopsa_simulator import main as halo_simulator_main
 from integrations.psa.halopsa_simulator_state import HaloRecordedRequest, HaloSimulatorState
 from tests.psa import halo_simulator
+from tests.psa.simulator_fixture import assert_rate_limit_takes_one_call, serving
 from tests.stack import free_port
 
 halo_sim = halo_simulator.halo_sim  # the fixture, made visible to this module
@@ -301,14 +301,9 @@ async def test_minutes_out_of_range_are_rejected_without_a_request(
 
 
 async def test_rate_limited_carries_retry_after(client: HaloClient, halo_sim: Sim) -> None:
-    halo_sim.state.switches.rate_limit_next = 1
-    halo_sim.state.switches.retry_after_s = 3
-    with pytest.raises(PsaRateLimited) as caught:
-        await client.post_note(TICKET, "x", NoteType.RESOLUTION)
-    assert caught.value.retry_after == 3 and caught.value.retryable and caught.value.status_code == 429
-    assert halo_sim.state.actions(48291) == []
-    await client.post_note(TICKET, "x", NoteType.RESOLUTION)  # the switch was for one call only
-    assert len(halo_sim.state.actions(48291)) == 1
+    await assert_rate_limit_takes_one_call(halo_sim.state.switches,
+                                           lambda: client.post_note(TICKET, "x", NoteType.RESOLUTION),
+                                           lambda: halo_sim.state.actions(48291))
 
 
 async def test_500_after_the_action_was_stored_may_have_landed(client: HaloClient, halo_sim: Sim) -> None:
@@ -371,7 +366,7 @@ def echoing_halo(secret: str, calls: list[str], issued: list[str]) -> Starlette:
 
 async def test_the_secret_and_token_never_reach_error_messages() -> None:
     secret, calls, tokens = secrets.token_urlsafe(24), list[str](), list[str]()
-    with halo_simulator.serving(echoing_halo(secret, calls, tokens), "echoing-halo") as url:
+    with serving(echoing_halo(secret, calls, tokens), "echoing-halo") as url:
         async with HaloClient(HaloConfig(f"{url}/api", "cid", secret)) as client:
             with pytest.raises(PsaAuthFailed, match="even after it was renewed") as refused:
                 await client.get_ticket(TICKET)
