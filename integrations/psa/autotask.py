@@ -319,8 +319,9 @@ class AutotaskClient(client_common.PsaHttpClient[AutotaskConfig]):
                                  may_have_landed=True)
         return PsaNote(id=str(item_id), text=text, note_type=note_type)
 
-    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
-        """PATCH the note's description (its title and publish level, so who may read it, stay)."""
+    async def update_note(self, ticket_id: str, note_id: str, text: str, *, time_entry: bool = False) -> None:
+        """PATCH the note's description (its title and publish level, so who may read it, stay); `time_entry` is
+        ignored: the note is always the TicketNote (a TimeEntries row is a separate record, never the note)."""
         tid, nid = _checked_id("ticket", ticket_id), _checked_id("note", note_id)
         if len(text) > NOTE_TEXT_MAX:
             raise PsaRejected(f"Autotask notes hold at most {NOTE_TEXT_MAX} characters; this one has {len(text)}")

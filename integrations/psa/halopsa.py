@@ -319,8 +319,9 @@ class HaloClient(PsaHttpClient[HaloConfig]):
                        time_entry_id=action_id if minutes is not None else None)
         return PsaPost(note=note, time_entry_id=note.time_entry_id, status_sent=status_id is not None)
 
-    async def update_note(self, ticket_id: str, note_id: str, text: str) -> None:
-        """Replace the action's note by posting its id (its visibility and time stay as posted)."""
+    async def update_note(self, ticket_id: str, note_id: str, text: str, *, time_entry: bool = False) -> None:
+        """Replace the action's note by posting its id (its visibility and time stay as posted); `time_entry`
+        changes nothing: an action with time is both the note and the time entry."""
         tid, nid = _checked_id("ticket", ticket_id), _checked_id("note", note_id)
         await self._post_action({"id": nid, "ticket_id": tid, "note": text}, f"the edit of note {nid}")
 
