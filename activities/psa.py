@@ -214,7 +214,7 @@ def _require_time_to_land(elapsed_s: float) -> None:
     left = min(b.total_seconds() for b in budgets if b is not None) - elapsed_s
     if left < _LANDING_NEEDS.total_seconds():
         raise ApplicationError(
-            f"ConnectWise did not take the note in the time this post allows ({left:.0f}s were left, "
+            f"The PSA did not take the note in the time this post allows ({left:.0f}s were left, "
             f"{_LANDING_NEEDS.total_seconds():.0f}s are needed to be sure a note is posted once); post again "
             "(the note is not posted twice)", type=PSA_UNAVAILABLE, non_retryable=True)
 

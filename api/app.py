@@ -39,7 +39,7 @@ API_PREFIX = "/api/v1"
 
 DESCRIPTION = """
 Backend for MSP help desks: L1 decision-tree walks, AI-assisted troubleshooting sessions,
-fix verification, escalation handoffs and PSA (ConnectWise) write-back. Every long-lived
+fix verification, escalation handoffs and PSA write-back (ConnectWise, Autotask, HaloPSA). Every long-lived
 process is a durable Temporal workflow; this API validates, authorizes and forwards.
 
 Authenticate with `POST /api/v1/auth/login/json` (or the **Authorize** button) and send

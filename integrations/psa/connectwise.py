@@ -153,7 +153,7 @@ def _time_entry_note(item: dict[str, Any]) -> PsaNote | None:
     if not isinstance(entry_id, int) or isinstance(entry_id, bool):
         return None
     return PsaNote(id=str(entry_id), text=str(item.get("text") or ""), note_type=_note_type(item),
-                   created_at=parse_time(item.get("dateCreated")))
+                   created_at=parse_time(item.get("dateCreated")), time_entry_id=str(entry_id))
 
 
 def _ref_id(ref: Any) -> int | None:
@@ -325,6 +325,7 @@ class ConnectWiseClient(PsaHttpClient[ConnectWiseConfig]):
             raise PsaUnavailable(f"ConnectWise answered the time entry on ticket {ticket_id} with something "
                                  "unexpected", may_have_landed=True)
         note = PsaNote(id=str(entry_id), text=str(data.get("notes") or text), note_type=note_type,
+                       time_entry_id=str(entry_id),
                        created_at=parse_time(data.get("dateEntered")))
         return PsaPost(note=note, time_entry_id=str(entry_id))
 
