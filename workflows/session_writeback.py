@@ -59,10 +59,12 @@ def psa_failure(exc: ActivityError, provider: str, doing: str, then: str = POST_
     cause = exc.cause
     if isinstance(cause, TimeoutError):
         return f"{provider} did not answer in time while {doing}{then}"
-    if isinstance(cause, ApplicationError) and cause.type == PSA_UNAVAILABLE:
-        return f"{provider} did not answer while {doing}: {cause.message}{then}"
     if isinstance(cause, ApplicationError):
-        return f"{provider} refused {doing}: {cause.message}"
+        # A client's message may start with its provider's name: it is said once.
+        said = cause.message.removeprefix(f"{provider}: ")
+        if cause.type == PSA_UNAVAILABLE:
+            return f"{provider} did not answer while {doing}: {said}{then}"
+        return f"{provider} refused {doing}: {said}"
     return f"{provider} failed while {doing}: {cause or exc}"
 
 
