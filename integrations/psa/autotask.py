@@ -9,14 +9,15 @@ with HTTP 500 and `{"errors": [...]}`: that is a rejection, not an outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import httpx
 
+from integrations.psa import autotask_records as records
 from integrations.psa import client_common
 from integrations.psa.base import (
     NoteType,
@@ -28,6 +29,7 @@ from integrations.psa.base import (
     PsaRejected,
     PsaStatus,
     PsaTicket,
+    PsaTimeUnknown,
     PsaUnavailable,
 )
 from integrations.psa.client_common import MAX_ID as MAX_ID
@@ -39,20 +41,9 @@ COMPLETE_STATUS_ID = 5  # Autotask's system "Complete" status
 # A runaway paging loop (a server that always says "next") must end somewhere.
 MAX_PAGES = 200
 NOTE_TEXT_MAX = 32000  # TicketNotes.description
-SUMMARY_NOTES_MAX = 8000  # TimeEntries.summaryNotes
-MAX_MINUTES = 24 * 60
 # The statuses picklist changes rarely; a provider lives long (cached per connection), so it is read again now and then.
 PICKLIST_TTL_S = 600.0
 PICKLIST_RECHECK_S = 30.0  # an unknown status id reads the picklist again, at most this often
-
-# Who may read a note. Autotask's `publish` is about Autotask users: 1 "All Autotask Users" (what a resolution or
-# a description is meant for), 2 the internal-only level (named "Internal Project Team" on most instances).
-_PUBLISH_BY_TYPE = {NoteType.RESOLUTION: 1, NoteType.DESCRIPTION: 1, NoteType.INTERNAL_ANALYSIS: 2}
-_PUBLISH_INTERNAL = 2
-# Autotask has no note kind for "resolution": the title says which, and find_note reads it back from there.
-_TITLE_BY_TYPE = {NoteType.RESOLUTION: "Resolution", NoteType.DESCRIPTION: "Problem description",
-                  NoteType.INTERNAL_ANALYSIS: "Internal analysis"}
-_NOTE_TYPE_GENERAL = 1
 
 # Zone roots learned by discovery, per (discovery URL, user): a new client for the same user asks no more.
 _ZONES: dict[tuple[str, str], str] = {}
@@ -111,26 +102,6 @@ def error_detail(response: httpx.Response) -> str:
     if errors:
         return client_common.shown("; ".join(errors[:5]))
     return client_common.status_line(response)
-
-
-def _to_note(item: dict[str, Any]) -> PsaNote:
-    if item.get("publish") == _PUBLISH_INTERNAL:
-        note_type = NoteType.INTERNAL_ANALYSIS
-    elif item.get("title") == _TITLE_BY_TYPE[NoteType.RESOLUTION]:
-        note_type = NoteType.RESOLUTION
-    else:
-        note_type = NoteType.DESCRIPTION
-    return PsaNote(id=str(item.get("id", "")), text=str(item.get("description") or ""), note_type=note_type,
-                   created_at=client_common.parse_time(item.get("createDateTime")))
-
-
-def _note_id_order(item: dict[str, Any]) -> int:
-    value = item.get("id")
-    return value if isinstance(value, int) else -1
-
-
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _WORDING = client_common.Wording(
@@ -310,9 +281,9 @@ class AutotaskClient(client_common.PsaHttpClient[AutotaskConfig]):
         tid = _checked_id("ticket", ticket_id)
         if len(text) > NOTE_TEXT_MAX:
             raise PsaRejected(f"Autotask notes hold at most {NOTE_TEXT_MAX} characters; this one has {len(text)}")
-        body = {"title": _TITLE_BY_TYPE[note_type], "description": text, "noteType": _NOTE_TYPE_GENERAL,
-                "publish": _PUBLISH_BY_TYPE[note_type]}
-        data = self._object(await self.request("POST", f"Tickets/{tid}/Notes", json=body), f"the note on ticket {tid}")
+        body = records.note_body(text, note_type)
+        data = self._object(await self.request("POST", f"Tickets/{tid}/Notes", json=body),
+                            f"the note on ticket {tid}")
         item_id = data.get("itemId")
         if not isinstance(item_id, int):
             raise PsaUnavailable(f"Autotask stored the note on ticket {tid} but did not say its id",
@@ -327,38 +298,66 @@ class AutotaskClient(client_common.PsaHttpClient[AutotaskConfig]):
             raise PsaRejected(f"Autotask notes hold at most {NOTE_TEXT_MAX} characters; this one has {len(text)}")
         await self.request("PATCH", f"Tickets/{tid}/Notes", json={"id": nid, "description": text})
 
-    async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:
-        """The newest of the ticket's notes whose text contains `marker`, following `nextPageUrl` on the zone."""
-        tid = _checked_id("ticket", ticket_id)
+    async def _items(self, path: str, what: str, params: dict[str, Any] | None = None,
+                     ) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a listing or query, following `nextPageUrl` on the zone (and nowhere else)."""
         headers = self._headers()
         zone = await self._zone_root()
-        response = await self._call("GET", f"{zone}/V{API_VERSION}/Tickets/{tid}/Notes", zone, headers)
-        found: dict[str, Any] | None = None
+        response = await self._call("GET", f"{zone}/V{API_VERSION}/{path}", zone, headers, params=params)
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            page = self._object(response, f"the notes of ticket {tid}")
+            page = self._object(response, what)
             items = page.get("items")
             if not isinstance(items, list):
-                raise PsaUnavailable(f"Autotask answered the notes of ticket {tid} without a list of items")
+                raise PsaUnavailable(f"Autotask answered {what} without a list of items")
             for item in items:
-                if isinstance(item, dict) and marker in str(item.get("description") or "") and (
-                        found is None or _note_id_order(item) > _note_id_order(found)):
-                    found = item
+                if isinstance(item, dict):
+                    yield item
             details = page.get("pageDetails")
             next_url = details.get("nextPageUrl") if isinstance(details, dict) else None
             if not isinstance(next_url, str) or not next_url.strip():
-                break
+                return
             url = httpx.URL(zone + "/").join(next_url.strip())
             root = httpx.URL(zone)
             if (url.scheme, url.host, url.port) != (root.scheme, root.host, root.port):
                 # Our credentials go to the tenant's zone only; the page cannot be read, so the search is incomplete.
-                raise PsaUnavailable(f"Autotask's next page of notes on ticket {tid} is on another host "
-                                     f"({url.host}); it was not followed")
+                raise PsaUnavailable(f"Autotask's next page of {what} is on another host ({url.host}); "
+                                     "it was not followed")
             if str(url) in seen:
-                break
+                return
             seen.add(str(url))
             response = await self._call("GET", str(url), zone, headers)
-        return _to_note(found) if found is not None else None
+
+    async def find_note(self, ticket_id: str, marker: str) -> PsaNote | None:
+        """The newest of the ticket's notes whose text contains `marker`, with the id of the ticket's time entry
+        carrying `marker` too when there is one (the note and its time are two writes on Autotask)."""
+        tid = _checked_id("ticket", ticket_id)
+        found: dict[str, Any] | None = None
+        async for item in self._items(f"Tickets/{tid}/Notes", f"the notes of ticket {tid}"):
+            if marker in str(item.get("description") or "") and (
+                    found is None or records.note_id_order(item) > records.note_id_order(found)):
+                found = item
+        return records.note_from_item(found, await self._time_entry(tid, marker)) if found is not None else None
+
+    async def _time_entry(self, tid: int, marker: str) -> str | None:
+        """The id of the ticket's newest time entry whose summaryNotes carries `marker`, if any."""
+        what = f"the time entries of ticket {tid}"
+        items = [item async for item in self._items("TimeEntries/query", what, records.ticket_query(tid))]
+        return records.newest_with_marker(items, marker)
+
+    async def _post_time(self, tid: int, text: str, minutes: int, ended_at: datetime) -> str | None:
+        entry = records.time_entry_body(tid, text, minutes, ended_at, self._resource_id())
+        data = self._object(await self.request("POST", "TimeEntries", json=entry), f"the time entry on ticket {tid}")
+        item_id = data.get("itemId")
+        return str(item_id) if isinstance(item_id, int) else None
+
+    async def log_time(self, ticket_id: str, text: str, note_type: NoteType, *, marker: str, minutes: int,
+                       ended_at: datetime) -> str | None:
+        """Log `minutes` for a note already posted: the ticket's time entry carrying `marker` when an earlier
+        attempt stored one, else a new TimeEntries row (summaryNotes: `text`, which carries `marker`)."""
+        tid = _checked_id("ticket", ticket_id)
+        records.check_minutes(minutes)
+        return await self._time_entry(tid, marker) or await self._post_time(tid, text, minutes, ended_at)
 
     async def post_work(self, ticket_id: str, text: str, note_type: NoteType, *, minutes: int | None,
                         status_id: int | None, ended_at: datetime) -> PsaPost:
@@ -368,26 +367,20 @@ class AutotaskClient(client_common.PsaHttpClient[AutotaskConfig]):
         the caller changes the status with update_status and verifies it.
         """
         tid = _checked_id("ticket", ticket_id)
-        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
-                                    or not 1 <= minutes <= MAX_MINUTES):
-            raise PsaRejected(f"Autotask time is logged in whole minutes from 1 to {MAX_MINUTES}, not {minutes!r}")
+        if minutes is not None:
+            records.check_minutes(minutes)
         note = await self.post_note(str(tid), text, note_type)
         if minutes is None:
             return PsaPost(note=note)
-        end = ended_at if ended_at.tzinfo is not None else ended_at.replace(tzinfo=UTC)  # naive means UTC
-        start = end - timedelta(minutes=minutes)
-        summary = text if len(text) <= SUMMARY_NOTES_MAX else text[: SUMMARY_NOTES_MAX - 1] + "…"
-        entry: dict[str, Any] = {
-            "ticketID": tid,
-            "dateWorked": start.astimezone(UTC).strftime("%Y-%m-%dT00:00:00Z"),
-            "startDateTime": _utc_text(start), "endDateTime": _utc_text(end),
-            "hoursWorked": minutes / 60, "summaryNotes": summary, "isNonBillable": False,
-        }
-        if (resource_id := self._resource_id()) is not None:
-            entry["resourceID"] = resource_id
-        data = self._object(await self.request("POST", "TimeEntries", json=entry), f"the time entry on ticket {tid}")
-        item_id = data.get("itemId")
-        return PsaPost(note=note, time_entry_id=str(item_id) if isinstance(item_id, int) else None)
+        try:
+            time_entry_id = await self._post_time(tid, text, minutes, ended_at)
+        except PsaUnavailable as exc:
+            if not exc.may_have_landed:
+                raise
+            # The note is stored: what the caller must settle is only whether the time entry is.
+            raise PsaTimeUnknown(f"{exc.message} (the note was stored as {note.id}; its time entry may not be)",
+                                 note=note, status_code=exc.status_code) from exc
+        return PsaPost(note=note, time_entry_id=time_entry_id)
 
     async def update_status(self, ticket_id: str, status_id: int) -> None:
         """PATCH the ticket's status (id in the body); the caller re-reads the ticket, since rules may revert it."""

@@ -2,13 +2,14 @@
 
 It serves zone discovery (`/atservicesrest/...`) and one zone (`/zone5/ATServicesRest/V1.0/...`, a path of its
 own so a test can tell discovery happened), checks the three auth headers, and refuses invalid requests the
-way Autotask does: HTTP 500 with `{"errors": [...]}`. Switches inject rate limits, bare 500s after a note is
-stored, ignored status changes, error answers and slow answers. Control routes under `/_simulator/` need no
-auth: bind it to 127.0.0.1 only.
+way Autotask does: HTTP 500 with `{"errors": [...]}`. Switches inject rate limits, bare 500s after a note or
+a time entry is stored, 429s on time entries, ignored status changes, error answers and slow answers. Control
+routes under `/_simulator/` need no auth: bind it to 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -58,6 +59,22 @@ def _text_problem(body: dict[str, Any], name: str, limit: int) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return f"{name} is required"
     return f"{name} is longer than {limit} characters" if len(value) > limit else None
+
+
+def _query_ticket_id(raw: str | None) -> int | str:
+    """The ticket id a `TimeEntries/query` search filters on, else why the search is not one the simulator takes."""
+    try:
+        search = json.loads(raw or "")
+    except ValueError:
+        return "search must be a JSON object"
+    conditions = search.get("filter") if isinstance(search, dict) else None
+    if not isinstance(conditions, list) or not conditions:
+        return "search must have a filter"
+    for condition in conditions:
+        if (isinstance(condition, dict) and condition.get("op") == "eq" and condition.get("field") == "ticketID"
+                and is_int(condition.get("value"))):
+            return int(condition["value"])
+    return "the simulator takes only a filter {\"op\": \"eq\", \"field\": \"ticketID\", \"value\": <id>}"
 
 
 def build_autotask_simulator_app(state: AutotaskSimulatorState) -> Starlette:
@@ -186,7 +203,26 @@ def build_autotask_simulator_app(state: AutotaskSimulatorState) -> Starlette:
             return at_errors(404, f"TicketNote {body['id']} was not found on ticket {tid}")
         return JSONResponse({"itemId": body["id"]})
 
+    async def query_time_entries(request: Request, body: Any, acting: int) -> Response:
+        tid = _query_ticket_id(request.query_params.get("search"))
+        if isinstance(tid, str):
+            return _invalid(tid)
+        page = int(request.query_params["page"]) if request.query_params.get("page", "").isdigit() else 1
+        size, entries = st.time_entries_page_size, st.ticket_time_entries(tid)
+        items = entries[(page - 1) * size : page * size] if page >= 1 else []
+        base = (st.next_page_base or str(request.base_url)).rstrip("/")
+        query = f"search={request.query_params['search']}"
+        more = page * size < len(entries)
+        return JSONResponse({"items": items, "pageDetails": {
+            "count": len(items), "requestCount": size, "prevPageUrl": None,
+            "nextPageUrl": f"{base}{API_PREFIX}/TimeEntries/query?{query}&page={page + 1}" if more else None,
+        }})
+
     async def post_time_entry(request: Request, body: Any, acting: int) -> Response:
+        if st.switches.rate_limit_time_entry_next > 0:
+            st.switches.rate_limit_time_entry_next -= 1
+            return at_errors(429, "The request threshold has been exceeded; retry later",
+                             headers={"Retry-After": str(st.switches.retry_after_s)})
         if not isinstance(body, dict):
             return _invalid("A TimeEntry object is required")
         problems = []
@@ -207,7 +243,11 @@ def build_autotask_simulator_app(state: AutotaskSimulatorState) -> Starlette:
             problems.append(f"resourceID {resource!r} is not an active resource")
         if problems:
             return _invalid(*problems)
-        return JSONResponse({"itemId": st.add_time_entry({**body, "resourceID": resource})})
+        item_id = st.add_time_entry({**body, "resourceID": resource})
+        if st.switches.fail_after_time_entry_store_next > 0:
+            st.switches.fail_after_time_entry_store_next -= 1
+            return JSONResponse({"Message": "An error has occurred."}, status_code=500)  # stored, answer lost
+        return JSONResponse({"itemId": item_id})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return at_errors(404, f"No route matches {request.url.path}")
@@ -221,9 +261,10 @@ def build_autotask_simulator_app(state: AutotaskSimulatorState) -> Starlette:
         api("GET", "Tickets/{ticket_id:int}/Notes", list_notes),
         api("POST", "Tickets/{ticket_id:int}/Notes", post_note),
         api("PATCH", "Tickets/{ticket_id:int}/Notes", patch_note),
+        api("GET", "TimeEntries/query", query_time_entries),
         api("POST", "TimeEntries", post_time_entry),
         *control_routes(st, switch_type=AutotaskSimulatorSwitches, ticket_json=lambda tid: st.tickets[tid],
-                        lists={"notes": st.notes}),
+                        lists={"notes": st.notes, "time_entries": st.ticket_time_entries}),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})
 

@@ -15,6 +15,7 @@ DEMO_TICKET_ID = 48291
 API_USER_RESOURCE_ID = 29682801  # the resource the API user itself is
 TECHNICIAN_RESOURCE_ID = 29682885  # a technician the API user may impersonate
 NOTES_PAGE_SIZE = 500  # Autotask's largest page
+TIME_ENTRIES_PAGE_SIZE = 500
 
 
 @dataclass
@@ -33,9 +34,12 @@ class AutotaskSimulatorCredentials:
 @dataclass
 class AutotaskSimulatorSwitches(FaultSwitches):
     """Faults to inject; counters and lists are used up as calls consume them. An ignored status PATCH answers
-    200; rate_limit_next counts zone API calls; fail_after_note_store_next answers a bare 500 to note POSTs."""
+    200; rate_limit_next counts zone API calls; fail_after_note_store_next answers a bare 500 to note POSTs only
+    (a time entry is another write: its own switches below)."""
 
     reject_next_with_errors: list[str] = field(default_factory=list)  # the next zone API call: 500 {"errors": these}
+    fail_after_time_entry_store_next: int = 0  # the next N TimeEntries POSTs store the entry, then answer 500
+    rate_limit_time_entry_next: int = 0  # the next N TimeEntries POSTs answer 429 (nothing stored)
 
 
 class AutotaskRecordedRequest(RecordedRequest):
@@ -54,6 +58,7 @@ class AutotaskSimulatorState(RequestLog[AutotaskRecordedRequest]):
         self.switches = AutotaskSimulatorSwitches()
         self.api_versions = ["1.0"]
         self.notes_page_size = NOTES_PAGE_SIZE
+        self.time_entries_page_size = TIME_ENTRIES_PAGE_SIZE
         self.next_page_base: str | None = None  # where nextPageUrl points, when not the zone itself (a test's trap)
         self.resources = {API_USER_RESOURCE_ID: "API User", TECHNICIAN_RESOURCE_ID: "Sim Technician"}
         self.statuses: dict[int, dict[str, Any]] = {}
@@ -119,6 +124,10 @@ class AutotaskSimulatorState(RequestLog[AutotaskRecordedRequest]):
         item_id = self._new_id()
         self.time_entries.append({"id": item_id, **entry})
         return item_id
+
+    def ticket_time_entries(self, ticket_id: int) -> list[dict[str, Any]]:
+        """The time entries logged on a ticket, oldest first."""
+        return [dict(e) for e in self.time_entries if e.get("ticketID") == ticket_id]
 
     def picklist_fields(self) -> list[dict[str, Any]]:
         """The ticket fields as `Tickets/entityInformation/fields` lists them (the few the write-back reads)."""

@@ -96,6 +96,15 @@ class PsaRateLimited(PsaUnavailable):
         self.retry_after = retry_after
 
 
+class PsaTimeUnknown(PsaUnavailable):
+    """The note was stored (`note`), but the time logged apart from it (Autotask) may or may not have been:
+    look for that time entry before logging it again."""
+
+    def __init__(self, message: str, *, note: PsaNote, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code, may_have_landed=True)
+        self.note = note
+
+
 class PsaAuthFailed(PsaError):
     """The provider refused the credentials (401) or the API member's permissions (403)."""
 
@@ -140,6 +149,12 @@ class PsaProvider(Protocol):
                         status_id: int | None, ended_at: datetime) -> PsaPost:
         """Post the note, with `minutes` of work ending at `ended_at` logged as time carrying it (never a second
         copy of the note); a provider whose note can carry the status change (HaloPSA) sends `status_id` too."""
+        ...
+
+    async def log_time(self, ticket_id: str, text: str, note_type: NoteType, *, marker: str, minutes: int,
+                       ended_at: datetime) -> str | None:
+        """Log `minutes` for a note already posted (its text carries `marker`): the time entry carrying `marker` when
+        one exists, else a new one; its id. None where the note itself is the time entry (nothing to log apart)."""
         ...
 
     async def update_status(self, ticket_id: str, status_id: int) -> None:

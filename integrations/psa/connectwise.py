@@ -357,6 +357,11 @@ class ConnectWiseClient(PsaHttpClient[ConnectWiseConfig]):
                 newest = found
         return newest
 
+    async def log_time(self, ticket_id: str, text: str, note_type: NoteType, *, marker: str, minutes: int,
+                       ended_at: datetime) -> str | None:
+        """None: ConnectWise's time entry is the note (post_work's one write), so there is no time to log apart."""
+        return None
+
     async def update_status(self, ticket_id: str, status_id: int) -> None:
         """PATCH the ticket's status; the caller re-reads the ticket, since workflow rules may revert it."""
         # Path `status` with an object value: the guide warns a nested `status/id` path may answer

@@ -346,6 +346,11 @@ class HaloClient(PsaHttpClient[HaloConfig]):
                 break
         return _to_note(found) if found is not None else None
 
+    async def log_time(self, ticket_id: str, text: str, note_type: NoteType, *, marker: str, minutes: int,
+                       ended_at: datetime) -> str | None:
+        """None: HaloPSA's action is both the note and its time (one write), so there is no time to log apart."""
+        return None
+
     async def update_status(self, ticket_id: str, status_id: int) -> None:
         """Post a status-change action; the caller re-reads the ticket, since Halo's rules may keep the status."""
         tid, sid = _checked_id("ticket", ticket_id), _checked_id("status", status_id)
