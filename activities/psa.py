@@ -32,6 +32,7 @@ from integrations.psa.base import (
     PsaNotFound,
     PsaProvider,
     PsaRateLimited,
+    PsaTimeUnknown,
     PsaUnavailable,
 )
 from integrations.psa.egress import EgressPolicy, pinned_client
@@ -107,7 +108,8 @@ class PsaActivities:
 
         A POST whose outcome is unknown (no answer in time, a dropped connection, a 5xx) may still be stored:
         the attempt looks for it until NOTE_LANDING_WINDOW after the send and only then fails, so the next
-        attempt (which searches first) never races a note still on its way.
+        attempt (which searches first) never races a note still on its way. Where the time is a write of its own
+        (Autotask), a note found without it gets its time logged, once: the time entry is looked for first too.
         """
         began = time.monotonic()
         text = await self._text(inp.writeback_id, inp.text)
@@ -120,7 +122,7 @@ class PsaActivities:
                     if found.text.strip() != wanted.strip():  # an earlier post's text: the edit replaces it
                         await provider.update_note(inp.ticket.ticket_id, found.id, wanted,
                                                    time_entry=found.time_entry_id == found.id)
-                    return _reused(found)
+                    return await _reused_with_time(provider, inp, wanted, found, began)
             _require_time_to_land(time.monotonic() - began)
             sent = time.monotonic()
             try:
@@ -130,7 +132,10 @@ class PsaActivities:
             except PsaUnavailable as exc:
                 if not exc.may_have_landed:
                     raise
-                return _reused(await _await_landing(provider, inp, sent, exc))
+                # A stored note whose time entry's fate is unknown: wait out that POST (sent before now) instead.
+                since = time.monotonic() if isinstance(exc, PsaTimeUnknown) else sent
+                found = await _await_landing(provider, inp, since, exc)
+                return await _reused_with_time(provider, inp, _with_marker(text, inp.marker), found, began)
         log.info("ticket %s: %s note %s posted%s", inp.ticket.ticket_id, inp.visibility, posted.note.id,
                  f" with {inp.minutes} min as time entry {posted.time_entry_id}" if posted.time_entry_id else "")
         return PostedNote(note_id=posted.note.id, reused=False, time_entry_id=posted.time_entry_id,
@@ -195,23 +200,57 @@ class PsaActivities:
             raise application_error(exc) from exc
 
 
-def _reused(found: PsaNote) -> PostedNote:
-    # A note an earlier attempt left: a status that went with it is verified (and set again) by the workflow.
-    return PostedNote(note_id=found.id, reused=True, time_entry_id=found.time_entry_id)
+async def _reused_with_time(provider: PsaProvider, inp: PostNoteInput, text: str, found: PsaNote,
+                            began: float) -> PostedNote:
+    """The reused note, its time logged now when it has none yet (Autotask: the note and its time are two writes)."""
+    # A status that went with the note is verified (and set again) by the workflow.
+    time_entry_id = found.time_entry_id
+    if time_entry_id is None and inp.minutes is not None:
+        time_entry_id = await _log_time_once(provider, inp, text, found, inp.minutes, began)
+    return PostedNote(note_id=found.id, reused=True, time_entry_id=time_entry_id)
+
+
+async def _log_time_once(provider: PsaProvider, inp: PostNoteInput, text: str, found: PsaNote, minutes: int,
+                         began: float) -> str | None:
+    """Log the note's time (the provider looks for an earlier attempt's entry first); a POST with an unknown
+    outcome is waited out like a note's, so the next attempt never races it."""
+    ticket = inp.ticket.ticket_id
+    if _time_left(time.monotonic() - began) < _LANDING_NEEDS.total_seconds():
+        # Not enough of this attempt is left to wait a lost answer out: the next attempt logs it (searching first).
+        raise PsaUnavailable(f"the time for note {found.id} is logged on the next attempt")
+    try:
+        entry_id = await provider.log_time(ticket, text, NoteType(inp.visibility), marker=inp.marker,
+                                           minutes=minutes, ended_at=inp.ended_at or datetime.now(UTC))
+    except PsaUnavailable as exc:
+        if not exc.may_have_landed:
+            raise
+        landed = await _await_landing(provider, inp, time.monotonic(),
+                                      PsaTimeUnknown(exc.message, note=found, status_code=exc.status_code))
+        if landed.time_entry_id is None:
+            raise PsaUnavailable(f"{exc.message}, and the time entry had not appeared after "
+                                 f"{NOTE_LANDING_WINDOW.total_seconds():g}s") from exc
+        entry_id = landed.time_entry_id
+    log.info("ticket %s: %s min logged for note %s as time entry %s", ticket, minutes, found.id, entry_id)
+    return entry_id
 
 
 def _with_marker(text: str, marker: str) -> str:
     return text if marker in text else f"{text}\n\n{marker}"
 
 
-def _require_time_to_land(elapsed_s: float) -> None:
-    """Refuse to send a note this attempt could not wait out (Temporal may end the attempt before it lands)."""
+def _time_left(elapsed_s: float) -> float:
+    """Seconds this attempt has left, `elapsed_s` after it began."""
     info = activity.info()
     # Server times are compared only with server times; the attempt's own age is measured here.
     budgets = [info.start_to_close_timeout]
     if info.schedule_to_close_timeout is not None:
         budgets.append(info.scheduled_time + info.schedule_to_close_timeout - info.started_time)
-    left = min(b.total_seconds() for b in budgets if b is not None) - elapsed_s
+    return min(b.total_seconds() for b in budgets if b is not None) - elapsed_s
+
+
+def _require_time_to_land(elapsed_s: float) -> None:
+    """Refuse to send a note this attempt could not wait out (Temporal may end the attempt before it lands)."""
+    left = _time_left(elapsed_s)
     if left < _LANDING_NEEDS.total_seconds():
         raise ApplicationError(
             f"The PSA did not take the note in the time this post allows ({left:.0f}s were left, "
@@ -220,11 +259,14 @@ def _require_time_to_land(elapsed_s: float) -> None:
 
 
 async def _await_landing(provider: PsaProvider, inp: PostNoteInput, sent: float, exc: PsaUnavailable) -> PsaNote:
-    """The note a POST with an unknown outcome stored, looked for until the landing window is over."""
+    """The note a POST with an unknown outcome stored, looked for until the landing window is over; after a
+    PsaTimeUnknown (the note stored, its time entry's POST unanswered) the note once its time entry shows, or at the
+    window's end the note without it (the caller logs the time then)."""
     window = NOTE_LANDING_WINDOW.total_seconds()
     ticket = inp.ticket.ticket_id
-    log.warning("ticket %s: the note POST's outcome is unknown (%s); looking for it for %gs", ticket, exc.message,
-                window)
+    time_unknown = isinstance(exc, PsaTimeUnknown)
+    log.warning("ticket %s: the %s POST's outcome is unknown (%s); looking for it for %gs", ticket,
+                "time entry" if time_unknown else "note", exc.message, window)
     while True:
         searched_at = time.monotonic()
         try:
@@ -232,8 +274,8 @@ async def _await_landing(provider: PsaProvider, inp: PostNoteInput, sent: float,
         except PsaError as search_failed:  # proves nothing either way: look again
             log.info("ticket %s: looking for the note failed: %s", ticket, search_failed.message)
             found = None
-        if found is not None:
-            log.info("ticket %s: the note POST landed late as note %s", ticket, found.id)
+        if found is not None and (not time_unknown or found.time_entry_id or searched_at - sent >= window):
+            log.info("ticket %s: the POST landed as note %s (time entry %s)", ticket, found.id, found.time_entry_id)
             return found
         if searched_at - sent >= window:
             raise PsaUnavailable(f"{exc.message}, and the note had not appeared {window:g}s after it was sent")
