@@ -111,19 +111,9 @@ async def test_another_account_sees_404s_and_only_admins_manage_the_connection(
     assert (await psa.post(client, sid)).status_code == 200 and len(psa.notes()) == 1
 
 
-EDIT_NOT_PASSED_ON = ("activities/psa.py:144 (update_note) and :121 (a reused note) call provider.update_note("
-                      "..., time_entry=...), the PsaProvider signature (integrations/psa/base.py:130), but {where} "
-                      "takes no time_entry keyword: the activity raises TypeError on every attempt (~30 s of retries), "
-                      "the post answers 502 and the ticket keeps the first text")
 
 
-@pytest.mark.parametrize("provider", [
-    "connectwise",
-    pytest.param("autotask", marks=pytest.mark.xfail(strict=True, reason=EDIT_NOT_PASSED_ON.format(
-        where="AutotaskClient.update_note (integrations/psa/autotask.py:331)"))),
-    pytest.param("halopsa", marks=pytest.mark.xfail(strict=True, reason=EDIT_NOT_PASSED_ON.format(
-        where="HaloClient.update_note (integrations/psa/halopsa.py:322)"))),
-], indirect=True)
+@pytest.mark.parametrize("provider", ["connectwise", "autotask", "halopsa"], indirect=True)
 async def test_an_edited_repost_after_did_not_verify_edits_the_same_note(client: AsyncClient, psa: Psa) -> None:
     sid = await psa.open_session(client)
     await psa.switch(ignore_status_change=True)
