@@ -13,19 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.helpers import add_member, make_user
 from tests.psa.support import API, CONNECTIONS, RESOLUTION, TICKET
-from tests.psa.test_writeback_providers_http import PROVIDERS, Psa, connected, pick_provider
+from tests.psa.test_writeback_providers_http import Psa
+from tests.psa.test_writeback_providers_http import provider as provider  # a fixture
+from tests.psa.test_writeback_providers_http import psa as psa  # a fixture
 
 DRIFT_WAIT_S = 30.0
-
-
-@pytest.fixture(params=PROVIDERS)
-def provider(request: pytest.FixtureRequest) -> Psa:
-    return pick_provider(request)
-
-
-@pytest.fixture
-async def psa(provider: Psa, client: AsyncClient, db: AsyncSession) -> Psa:
-    return await connected(provider, client, db)
 
 
 def only(name: str) -> pytest.MarkDecorator:
