@@ -19,7 +19,6 @@ from api.schemas.psa import (
     PsaConnectionOut,
     PsaConnectionUpdate,
     PsaStatusListOut,
-    PsaStatusOut,
 )
 from db.repositories.psa import PsaConnectionRepository
 from integrations.psa.factory import SECRET_FIELDS
@@ -100,8 +99,7 @@ async def ticket_statuses(connection_id: uuid.UUID, ticket_id: TicketId, user: A
                           connections: PsaConnectionsDep) -> PsaStatusListOut:
     """The statuses this ticket may take (ConnectWise: its board's; Autotask: the picklist; HaloPSA: its statuses)."""
     found = await connections.ticket_statuses(await connections.owned(user.account_id, connection_id), ticket_id)
-    return PsaStatusListOut(items=[PsaStatusOut(id=s.id, name=s.name, closed=s.closed, inactive=s.inactive)
-                                   for s in found], total=len(found))
+    return PsaStatusListOut.of(found)
 
 
 @router.get("/{connection_id}/boards/{board_id}/statuses", response_model=PsaStatusListOut,
@@ -110,5 +108,4 @@ async def board_statuses(connection_id: uuid.UUID, board_id: BoardId, user: Admi
                          connections: PsaConnectionsDep) -> PsaStatusListOut:
     """A ConnectWise board's statuses, to pick the connection's target statuses from."""
     found = await connections.board_statuses(await connections.owned(user.account_id, connection_id), board_id)
-    return PsaStatusListOut(items=[PsaStatusOut(id=s.id, name=s.name, closed=s.closed, inactive=s.inactive)
-                                   for s in found], total=len(found))
+    return PsaStatusListOut.of(found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -198,10 +199,16 @@ class PsaStatusOut(BaseModel):
 
 
 class PsaStatusListOut(BaseModel):
-    """A board's statuses."""
+    """A board's or a ticket's statuses."""
 
     items: list[PsaStatusOut]
     total: int
+
+    @classmethod
+    def of(cls, statuses: Sequence[Any]) -> PsaStatusListOut:
+        """From the provider's statuses (anything with id, name, closed and inactive)."""
+        return cls(items=[PsaStatusOut(id=s.id, name=s.name, closed=s.closed, inactive=s.inactive) for s in statuses],
+                   total=len(statuses))
 
 
 class WritebackOut(BaseModel):
