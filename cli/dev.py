@@ -237,8 +237,8 @@ class DevStack:
                 return
             say(f"nothing answers at {where} (SMTP_HOST/SMTP_PORT): mail goes to a local SMTP sink instead")
         # Not 1025 when something else holds it (another `rflow dev`'s sink would file our mail in its data dir).
-        port = DEFAULT_MAIL_PORT
-        if port_in_use(MAIL_HOST, port):
+        port = self.opt.mail_port or DEFAULT_MAIL_PORT
+        if self.opt.mail_port is None and port_in_use(MAIL_HOST, port):  # like the simulators: a choice stays
             port = free_port(MAIL_HOST)
         self.mail_port = port
         say(f"starting a local SMTP sink on {MAIL_HOST}:{port} (messages saved in {self.mail_dir})")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cli import dev_psa
+from cli.mail_sink import DEFAULT_HOST as MAIL_HOST
 from cli.processes import port_in_use
 
 
@@ -25,6 +26,7 @@ class DevOptions:
     psa_simulators: bool = True  # --no-psa-simulators: none of the three
     at_port: int | None = None
     halo_port: int | None = None
+    mail_port: int | None = None  # the local SMTP sink's; None: 1025, or a free port when that is taken
 
     @property
     def connect_host(self) -> str:
@@ -47,6 +49,8 @@ def refuse_busy_ports(options: DevOptions) -> None:
     ports = [("--api-port", host, options.api_port), ("--temporal-port", host, options.temporal_port),
              ("--ui-port", host, options.ui_port)]
     ports += [(flag, dev_psa.HOST, port) for flag, port in dev_psa.requested_ports(options)]
+    if options.mail_port is not None:
+        ports.append(("--mail-port", MAIL_HOST, options.mail_port))
     for flag, where, port in ports:
         if twice := [other for other, _, same in ports if same == port and other != flag]:
             raise StartupError(f"port {port} is asked for twice ({flag} and {twice[0]}); pass another to one of them")

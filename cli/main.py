@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="Autotask simulator port (default: 8124, or a free port when 8124 is taken)")
     dev.add_argument("--halo-port", type=int,
                      help="HaloPSA simulator port (default: 8125, or a free port when 8125 is taken)")
+    dev.add_argument("--mail-port", type=int,
+                     help="local SMTP sink port when no SMTP server answers (default: 1025, or a free port when "
+                          "1025 is taken)")
     dev.add_argument("--no-psa-simulators", dest="psa_simulators", action="store_false",
                      help="start none of the three PSA simulators (and write no connection files)")
     dev.add_argument("--workers", type=worker_count, default=1, metavar="N",
@@ -145,6 +148,7 @@ def _dev(args: argparse.Namespace) -> int:
         psa_simulators=args.psa_simulators,
         at_port=args.at_port,
         halo_port=args.halo_port,
+        mail_port=args.mail_port,
     )
     return run_dev(settings, options)
 

@@ -61,10 +61,16 @@ class DevProcess:
     def __init__(self, data_dir: Path, env: dict[str, str], *extra: str) -> None:
         self.data_dir = data_dir
         self.api_port, self.temporal_port, self.ui_port = _free_port(), _free_port(), _free_port()
+        # Every port named, none left to a default: two stacks started at once by two test workers would both
+        # find a default port (the metrics' 9464, a simulator's 8123, the mail sink's 1025) free and race to bind it.
+        flags = ("--cw-port", "--at-port", "--halo-port", "--mail-port")
+        ports = [arg for flag in flags for arg in (flag, str(_free_port()))]
+        env = {"WORKER_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}", **env}
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             _rflow_argv("dev", "--api-port", str(self.api_port), "--temporal-port", str(self.temporal_port),
-                        "--ui-port", str(self.ui_port), "--data-dir", str(data_dir), "--timeout", "60", *extra),
+                        "--ui-port", str(self.ui_port), "--data-dir", str(data_dir), "--timeout", "60",
+                        *ports, *extra),
             env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )

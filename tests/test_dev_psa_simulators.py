@@ -161,6 +161,20 @@ def test_a_taken_port_asked_for_is_refused(tmp_path: Path, monkeypatch: pytest.M
     dev_options.refuse_busy_ports(off.opt)
 
 
+def test_a_mail_port_asked_for_is_kept_or_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import dev, dev_options
+
+    monkeypatch.setattr(dev_options, "port_in_use", lambda host, port: port == 9100)
+    taken, _, _ = _stack(tmp_path, monkeypatch, mail_port=9100)
+    with pytest.raises(dev.StartupError, match=r"port 9100 is already in use; stop what holds it or pass --mail-port$"):
+        dev_options.refuse_busy_ports(taken.opt)
+    free, _, spawned = _stack(tmp_path, monkeypatch, mail_port=9101)
+    dev_options.refuse_busy_ports(free.opt)
+    monkeypatch.setattr(dev, "port_in_use", lambda host, port: True)  # even a busy default would have moved
+    free._start_mail()
+    assert free.mail_port == 9101 and spawned == ["mail"]
+
+
 def test_the_flags_parse_into_the_options() -> None:
     from cli.main import _parser
 
