@@ -4,10 +4,12 @@
 
 Needs a running stack (`rflow dev`). Registers accounts A and B, each with a linear flow of `--steps` questions.
 B walks alone first (`--alone-walks` walks one after another: intake, every step, resolve). Then A starts
-`--burst` walks at once while B keeps walking one walk after another until A's burst is over. Every request
-carries an Idempotency-Key; a 429 is sent again with the same key after its Retry-After (the time until it is
-served counts in its latency), and the bench says how many 429s it met. Anything else that is not a 2xx, or a
-dropped connection, is a failed request. Prints three lines a script reads:
+`--burst` walks at once while B keeps walking one walk after another until A's burst is over. B walks from a
+process of its own, as its technicians sit at other machines: in A's process its answers would wait behind the
+burst's hundred in the bench's own event loop, and the bench would time itself (`--b-in-process` does that).
+Every request carries an Idempotency-Key; a 429 is sent again with the same key after its Retry-After (the time
+until it is served counts in its latency), and the bench says how many 429s it met. Anything else that is not a
+2xx, or a dropped connection, is a failed request. Prints three lines a script reads:
 
     fairness: B step p99 ratio (burst/alone)  2.1
     fairness: B intake p99 ms during burst  640
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,23 +99,64 @@ async def account(http: httpx.AsyncClient, name: str, steps: int) -> Account:
     return Account(name, headers, str(resp.json()["id"]))
 
 
-async def b_until(http: httpx.AsyncClient, b: Account, done: asyncio.Event) -> int:
-    """B walks one walk after another until `done`; how many it finished."""
-    finished = 0
-    while not done.is_set():
-        finished += await walk(http, b)
-    return finished
+async def b_side(base_url: str, b: Account, alone_walks: int, alone_done: Callable[[], object],
+                 burst_started: Callable[[], Awaitable[object]], over: Callable[[], bool]) -> dict[str, Any]:
+    """B's walks: a warm-up, `alone_walks` alone, then (once the burst starts) one after another until `over`."""
+    async with http_client(base_url, 4) as http:
+        alone = Account("B alone", b.headers, b.flow_id)  # the same account, its own samples
+        await walk(http, alone)  # warm-up (not counted)
+        alone.steps, alone.intakes = Samples(), Samples()
+        for _ in range(alone_walks):
+            await walk(http, alone)
+        alone_done()
+        await burst_started()
+        beside = Account("B", b.headers, b.flow_id)
+        finished = 0
+        while not over():
+            finished += await walk(http, beside)
+    # Plain data: it crosses a process boundary.
+    return {"alone": _plain(alone), "beside": _plain(beside), "walks": finished}
+
+
+def _plain(account: Account) -> dict[str, Any]:
+    return {"steps": account.steps.latencies, "intakes": account.intakes.latencies,
+            "refused_429": account.refused_429, "failures": account.failures}
+
+
+def _account(name: str, plain: dict[str, Any]) -> Account:
+    return Account(name, {}, "", Samples(plain["steps"]), Samples(plain["intakes"]), plain["refused_429"],
+                   plain["failures"])
+
+
+def _b_process(base_url: str, b: Account, alone_walks: int, alone_done: Any, burst: Any, done: Any,
+               results: Any) -> None:
+    """B's side in a process of its own (multiprocessing events in place of asyncio's)."""
+    results.put(asyncio.run(b_side(base_url, b, alone_walks, alone_done.set,
+                                   lambda: asyncio.to_thread(burst.wait), done.is_set)))
 
 
 async def run(args: argparse.Namespace) -> int:
     """B alone, then A's burst with B beside it; print the figures and the three lines."""
     async with http_client(args.base_url, args.burst + 4) as http:
         a, b = await account(http, "A", args.steps), await account(http, "B", args.steps)
-        b_alone = Account("B alone", b.headers, b.flow_id)  # the same account, its own samples
-        await walk(http, b_alone)  # warm-up (not counted)
-        b_alone.steps, b_alone.intakes = Samples(), Samples()
-        for _ in range(args.alone_walks):
-            await walk(http, b_alone)
+        release: Callable[[], object]  # lets B's walks beside the burst start
+        finish: Callable[[], object]  # ends them
+        if args.b_in_process:
+            alone_done, burst, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            b_task = asyncio.ensure_future(b_side(args.base_url, b, args.alone_walks, alone_done.set, burst.wait,
+                                                  done.is_set))
+            await alone_done.wait()
+            release, finish = burst.set, done.set
+        else:
+            ctx = multiprocessing.get_context("spawn")  # no fork of a running event loop
+            mp_alone, mp_burst, mp_done, results = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
+            process = ctx.Process(target=_b_process, daemon=True,
+                                  args=(args.base_url, b, args.alone_walks, mp_alone, mp_burst, mp_done, results))
+            process.start()
+            while not await asyncio.to_thread(mp_alone.wait, 1.0):
+                if not process.is_alive():
+                    raise RuntimeError(f"B's process ended before walking alone (exit code {process.exitcode})")
+            release, finish = mp_burst.set, mp_done.set
 
         serial_s = None
         if args.serial_walks:
@@ -121,13 +166,18 @@ async def run(args: argparse.Namespace) -> int:
             serial_s = (time.perf_counter() - started) * args.burst / args.serial_walks
             a.steps, a.intakes = Samples(), Samples()
 
-        done = asyncio.Event()
-        beside = asyncio.ensure_future(b_until(http, b, done))
+        release()
         started = time.perf_counter()
         finished = await asyncio.gather(*(walk(http, a) for _ in range(args.burst)))
         burst_s = time.perf_counter() - started
-        done.set()
-        b_walks = await beside
+        finish()
+        if args.b_in_process:
+            b_side_result = await b_task
+        else:
+            b_side_result = await asyncio.to_thread(results.get, True, 120)
+            process.join(10)
+    b_alone, b = _account("B alone", b_side_result["alone"]), _account("B", b_side_result["beside"])
+    b_walks = b_side_result["walks"]
 
     failures = a.failures + b.failures + b_alone.failures
     ratio = b.steps.pct(99) / b_alone.steps.pct(99)
@@ -174,6 +224,8 @@ def main() -> int:
                         help="also walk this many of A's walks one at a time, to compare the burst with")
     parser.add_argument("--target-ratio", type=float, default=3.0, help="most B step p99 burst/alone")
     parser.add_argument("--target-intake-ms", type=float, default=1000.0, help="most B intake p99 in the burst")
+    parser.add_argument("--b-in-process", action="store_true",
+                        help="walk B in the bench's own process and event loop, beside A's burst (as before)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     return run_bounded(run, parser.parse_args())
 

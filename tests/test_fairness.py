@@ -44,11 +44,12 @@ async def test_one_accounts_backlog_does_not_hold_back_another_accounts_first_ta
     positions = [i for i, label in enumerate(order) if label == "B"]
     # First come, first served would run B's four last (40..43); shared by account they run among A's first ones.
     assert max(positions) < 16, order
-    # The control: the same backlog under one key is (about: matching allows small deviations) first come, first
-    # served, so the bound above is fairness at work, not a short queue.
+    # The control: the same backlog under one key is (about: matching allows small deviations, and close times a
+    # few apart may tie) first come, first served, so the bound above is fairness at work, not a short queue.
+    # Seen: B first at 29 once in ~20 runs; a margin keeps the control clear of the bound (< 16) all the same.
     one_key = interactive_priority("one-account")
     control = await _dispatch_order(temporal_client, [("A", 40, one_key), ("B", 4, one_key)])
-    assert min(i for i, label in enumerate(control) if label == "B") >= 30, control
+    assert min(i for i, label in enumerate(control) if label == "B") >= 24, control
 
 
 async def test_interactive_work_goes_before_background_work_of_the_same_account(temporal_client: Client) -> None:
