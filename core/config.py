@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="Slots past ADMISSION_MAX_IN_FLIGHT for accounts with no command in flight, so one "
                     "technician's command does not wait behind another account's burst.",
     )
+    admission_account_share: int = Field(
+        default=2, ge=1, le=10_000,
+        description="Most of those slots one account's commands hold while another account has sent a command in "
+                    "the last 5 s (alone, an account may fill them all): what keeps other accounts' steps quick "
+                    "beside a burst (docs/fairness.md).",
+    )
     admission_max_queued_per_account: int = Field(
         default=500, ge=0, le=100_000,
         description="Commands one account may have waiting for a slot; the next is refused at once with a 429.",

@@ -7,30 +7,42 @@ wait here, one queue per account, and a freed slot goes to the next account in t
 command waits for one slot, not for another account's burst. An account whose queue is full, or a command that
 waited `max_wait_s`, is refused with a 429 (`Overloaded`) and a `Retry-After`; nothing was done, and a retry with
 the same Idempotency-Key is the same command.
+
+Turns decide who goes next, not how much of the engine one account's commands fill: a command let in shares two
+busy cores with every other one in flight, so its latency grows with their number. `shared_share` bounds that: while
+another account has sent a command in the last `ACTIVE_WINDOW_S`, one account holds at most that many slots (alone,
+it may fill them all, so a burst nobody else is waiting beside runs at full speed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import AsyncIterator
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from core.errors import Overloaded
 
 log = logging.getLogger(__name__)
 
+ACTIVE_WINDOW_S = 5.0  # an account that sent a command this recently is "another account at work"
+
 
 class Admission:
     """Slots for commands in flight, granted in turn across accounts' queues."""
 
     def __init__(self, capacity: int, *, max_queued_per_account: int, max_wait_s: float, retry_after_s: int,
-                 reserve: int = 0) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
+                 reserve: int = 0, shared_share: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if capacity < 1 or (shared_share is not None and shared_share < 1):
+            raise ValueError("capacity and shared_share must be at least 1")
         self.capacity = capacity
         self.reserve = reserve
+        self.shared_share = shared_share if shared_share is not None else capacity
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()  # account -> when it last sent a command, oldest first
         self.max_queued_per_account = max_queued_per_account
         self.max_wait_s = max_wait_s
         self.retry_after_s = retry_after_s
@@ -48,7 +60,10 @@ class Admission:
     async def admit(self, account: object, what: str) -> AsyncIterator[None]:
         """Hold a slot while the body runs: at once when one is free and nobody waits, else in `account`'s turn."""
         key = str(account)
-        free = self.in_flight < self.capacity and not self._turns
+        self._saw(key)
+        # Whoever waits while a slot is free waits for its share (_grant fills every other free slot at once), so a
+        # command of an account with nothing queued may take the slot; one with a queue goes behind it.
+        free = self.in_flight < self.capacity and key not in self._queues and self._within_share(key)
         # An account with nothing in flight may go past a burst into the reserve: its one command does not wait
         # for a slot the burst holds (a technician's next step while another account's hundred walks run).
         reserved = key not in self._held and key not in self._queues and self.in_flight < self.capacity + self.reserve
@@ -60,6 +75,20 @@ class Admission:
             yield
         finally:
             self._give_back(key)
+
+    def _saw(self, key: str) -> None:
+        now = self._clock()
+        self._seen[key] = now
+        self._seen.move_to_end(key)
+        while self._seen and now - next(iter(self._seen.values())) > ACTIVE_WINDOW_S:
+            self._seen.popitem(last=False)
+
+    def _within_share(self, key: str) -> bool:
+        """May `key` take one more slot: under its share, or alone (no other account sent a command lately)?"""
+        if self._held.get(key, 0) < self.shared_share:
+            return True
+        now = self._clock()
+        return not any(other != key and now - seen <= ACTIVE_WINDOW_S for other, seen in self._seen.items())
 
     def _take(self, key: str) -> None:
         self.in_flight += 1
@@ -105,9 +134,15 @@ class Admission:
                 self._turns.remove(key)
 
     def _grant(self) -> None:
-        """Give free slots to the next waiting commands, one account after another."""
-        while self.in_flight < self.capacity and self._turns:
+        """Give free slots to the next waiting commands, one account after another (each within its share)."""
+        passed = 0  # accounts passed over in a row for holding their share: a whole round of them ends the loop
+        while self.in_flight < self.capacity and passed < len(self._turns):
             key = self._turns.popleft()
+            if not self._within_share(key):
+                self._turns.append(key)
+                passed += 1
+                continue
+            passed = 0
             queue = self._queues[key]
             granted = queue.popleft()
             if queue:

@@ -69,6 +69,34 @@ async def test_an_account_with_nothing_in_flight_goes_past_a_burst_into_the_rese
     assert admission.in_flight == 0 and sorted(granted) == ["A"] * 4 + ["B", "C"]
 
 
+async def test_beside_another_account_at_work_a_burst_holds_its_share_and_alone_it_fills_every_slot() -> None:
+    now = [0.0]
+    admission = Admission(4, max_queued_per_account=10, max_wait_s=30, retry_after_s=1, shared_share=2,
+                          clock=lambda: now[0])
+    release = [asyncio.Event() for _ in range(7)]
+    granted: list[str] = []
+    holders = [asyncio.ensure_future(_held(admission, "A", release[i], granted)) for i in range(6)]
+    await asyncio.sleep(0)
+    assert granted == ["A"] * 4 and admission.queued("A") == 2  # alone: all four slots
+    holders.append(asyncio.ensure_future(_held(admission, "B", release[6], granted)))
+    await asyncio.sleep(0)
+    assert admission.queued("B") == 1
+    release[0].set()  # A holds 3, over its share beside B: the slot goes to B
+    await asyncio.sleep(0.01)
+    assert granted[4:] == ["B"] and admission.queued("A") == 2
+    release[1].set()  # A holds 2, its share: the freed slot stays free while B is at work
+    await asyncio.sleep(0.01)
+    assert admission.in_flight == 3 and admission.queued("A") == 2 and granted.count("A") == 4
+    now[0] = 6.0  # B sent nothing for longer than the window: A is alone again
+    release[2].set()
+    await asyncio.sleep(0.01)
+    assert admission.queued("A") == 0 and admission.in_flight == 4 and granted.count("A") == 6
+    for event in release:
+        event.set()
+    await asyncio.gather(*holders)
+    assert admission.in_flight == 0
+
+
 async def test_a_full_queue_is_refused_at_once_a_long_wait_with_a_429_and_a_gone_caller_leaves_the_queue() -> None:
     admission = Admission(1, max_queued_per_account=1, max_wait_s=0.2, retry_after_s=3)
     release = asyncio.Event()
@@ -124,9 +152,11 @@ async def _until(predicate: Any, what: str) -> None:
 async def test_a_burst_waits_its_turn_another_account_goes_between_and_an_overflow_is_refused_at_once(
     make_stack: StackFactory, temporal_client: Client, db: AsyncSession
 ) -> None:
-    # No worker while the burst arrives: what is let in stays in flight, so the bound is met for certain.
+    # No worker while the burst arrives: what is let in stays in flight, so the bound is met for certain. B's setup
+    # just ran, so A's share would apply (the test above has it): the whole capacity is A's share here.
     async with make_stack(with_worker=False, workflow_call_timeout_s=60, admission_max_in_flight=3,
-                          admission_max_queued_per_account=10, admission_max_wait_s=60) as stack:
+                          admission_account_share=3, admission_max_queued_per_account=10,
+                          admission_max_wait_s=60) as stack:
         client, queue, admission = stack.client, stack.settings.temporal_task_queue, stack.app.state.admission
         async with build_worker(temporal_client, stack.deps, task_queue=queue):
             tech_a, walks_a, account_a = await _walks(client, db, BURST)
