@@ -166,6 +166,8 @@ async def run(args: argparse.Namespace) -> int:
             serial_s = (time.perf_counter() - started) * args.burst / args.serial_walks
             a.steps, a.intakes = Samples(), Samples()
 
+        if not args.b_beside:
+            finish()  # B stops after walking alone: A's burst has the stack to itself
         release()
         started = time.perf_counter()
         finished = await asyncio.gather(*(walk(http, a) for _ in range(args.burst)))
@@ -224,6 +226,9 @@ def main() -> int:
                         help="also walk this many of A's walks one at a time, to compare the burst with")
     parser.add_argument("--target-ratio", type=float, default=3.0, help="most B step p99 burst/alone")
     parser.add_argument("--target-intake-ms", type=float, default=1000.0, help="most B intake p99 in the burst")
+    parser.add_argument("--b-beside", action=argparse.BooleanOptionalAction, default=True,
+                        help="B walks during A's burst (--no-b-beside: the burst alone, its time without B; the "
+                             "ratio lines are then nan)")
     parser.add_argument("--b-in-process", action="store_true",
                         help="walk B in the bench's own process and event loop, beside A's burst (as before)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")

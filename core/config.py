@@ -79,7 +79,7 @@ class Settings(BaseSettings):
                     "technician's command does not wait behind another account's burst.",
     )
     admission_account_share: int = Field(
-        default=2, ge=1, le=10_000,
+        default=1, ge=1, le=10_000,
         description="Most of those slots one account's commands hold while another account has sent a command in "
                     "the last 5 s (alone, an account may fill them all): what keeps other accounts' steps quick "
                     "beside a burst (docs/fairness.md).",
