@@ -77,18 +77,22 @@ class Admission:
             self._give_back(key)
 
     def _saw(self, key: str) -> None:
-        now = self._clock()
-        self._seen[key] = now
+        self._seen[key] = self._forget_quiet()
         self._seen.move_to_end(key)
+
+    def _forget_quiet(self) -> float:
+        """Drop accounts not seen within the window (oldest first, so it stops at the first recent one); now."""
+        now = self._clock()
         while self._seen and now - next(iter(self._seen.values())) > ACTIVE_WINDOW_S:
             self._seen.popitem(last=False)
+        return now
 
     def _within_share(self, key: str) -> bool:
         """May `key` take one more slot: under its share, or alone (no other account sent a command lately)?"""
         if self._held.get(key, 0) < self.shared_share:
             return True
-        now = self._clock()
-        return not any(other != key and now - seen <= ACTIVE_WINDOW_S for other, seen in self._seen.items())
+        self._forget_quiet()
+        return len(self._seen) == (1 if key in self._seen else 0)
 
     def _take(self, key: str) -> None:
         self.in_flight += 1
