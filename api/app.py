@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                         max_wait_s=settings.admission_max_wait_s,
                                         retry_after_s=settings.admission_retry_after_s,
                                         reserve=settings.admission_reserve,
-                                        shared_share=settings.admission_account_share)
+                                        account_share=settings.admission_account_share)
         # One LISTEN connection per process feeds every escalation stream this process serves.
         bus = app.state.escalation_bus = EscalationBus(settings.escalation_subscriber_queue)
         listener = app.state.escalation_listener = EscalationListener(

@@ -9,7 +9,7 @@ waited `max_wait_s`, is refused with a 429 (`Overloaded`) and a `Retry-After`; n
 the same Idempotency-Key is the same command.
 
 Turns decide who goes next, not how much of the engine one account's commands fill: a command let in shares two
-busy cores with every other one in flight, so its latency grows with their number. `shared_share` bounds that: while
+busy cores with every other one in flight, so its latency grows with their number. `account_share` bounds that: while
 another account has sent a command in the last `ACTIVE_WINDOW_S`, one account holds at most that many slots (alone,
 it may fill them all, so a burst nobody else is waiting beside runs at full speed).
 """
@@ -34,13 +34,13 @@ class Admission:
     """Slots for commands in flight, granted in turn across accounts' queues."""
 
     def __init__(self, capacity: int, *, max_queued_per_account: int, max_wait_s: float, retry_after_s: int,
-                 reserve: int = 0, shared_share: int | None = None,
+                 reserve: int = 0, account_share: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if capacity < 1 or (shared_share is not None and shared_share < 1):
-            raise ValueError("capacity and shared_share must be at least 1")
+        if capacity < 1 or (account_share is not None and account_share < 1):
+            raise ValueError("capacity and account_share must be at least 1")
         self.capacity = capacity
         self.reserve = reserve
-        self.shared_share = shared_share if shared_share is not None else capacity
+        self.account_share = account_share if account_share is not None else capacity
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()  # account -> when it last sent a command, oldest first
         self.max_queued_per_account = max_queued_per_account
@@ -89,7 +89,7 @@ class Admission:
 
     def _within_share(self, key: str) -> bool:
         """May `key` take one more slot: under its share, or alone (no other account sent a command lately)?"""
-        if self._held.get(key, 0) < self.shared_share:
+        if self._held.get(key, 0) < self.account_share:
             return True
         self._forget_quiet()
         return len(self._seen) == (1 if key in self._seen else 0)

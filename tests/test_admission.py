@@ -71,7 +71,7 @@ async def test_an_account_with_nothing_in_flight_goes_past_a_burst_into_the_rese
 
 async def test_beside_another_account_at_work_a_burst_holds_its_share_and_alone_it_fills_every_slot() -> None:
     now = [0.0]
-    admission = Admission(4, max_queued_per_account=10, max_wait_s=30, retry_after_s=1, shared_share=2,
+    admission = Admission(4, max_queued_per_account=10, max_wait_s=30, retry_after_s=1, account_share=2,
                           clock=lambda: now[0])
     release = [asyncio.Event() for _ in range(7)]
     granted: list[str] = []

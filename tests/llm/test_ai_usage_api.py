@@ -15,7 +15,12 @@ from db.repositories.llm_usage import LlmUsageRepository
 from tests.helpers import add_member, make_user
 
 URL = "/api/v1/account/ai-usage"
-TODAY = datetime.now(UTC).date()
+
+
+def _today() -> date:
+    # Read when a test starts, not at import: a suite that runs past midnight UTC would otherwise compare the
+    # server's today with yesterday's.
+    return datetime.now(UTC).date()
 
 
 async def _usage(db: AsyncSession, account_id: str, operation: str, day: date, *, cost: str = "0.001000",
@@ -34,23 +39,24 @@ async def _usage(db: AsyncSession, account_id: str, operation: str, day: date, *
 async def test_summary_groups_by_day_and_operation_for_the_callers_account_only(
     client: AsyncClient, db: AsyncSession
 ) -> None:
+    today = _today()
     owner = await make_user(client, db, role="owner")
     other = await make_user(client, db, role="owner")
-    yesterday = TODAY - timedelta(days=1)
+    yesterday = today - timedelta(days=1)
     await _usage(db, owner["account_id"], "chat_reply", yesterday, cost="0.002000")
     await _usage(db, owner["account_id"], "chat_reply", yesterday, cost="0.000500", succeeded=False, tokens=0)
     await _usage(db, owner["account_id"], "resolution_note", yesterday, cost="0.010000", tokens=1000)
-    await _usage(db, owner["account_id"], "chat_reply", TODAY, cost="0.003000")
-    await _usage(db, owner["account_id"], "chat_reply", TODAY - timedelta(days=45))  # outside the default range
-    await _usage(db, other["account_id"], "chat_reply", TODAY, cost="9.000000", tokens=99999)
+    await _usage(db, owner["account_id"], "chat_reply", today, cost="0.003000")
+    await _usage(db, owner["account_id"], "chat_reply", today - timedelta(days=45))  # outside the default range
+    await _usage(db, other["account_id"], "chat_reply", today, cost="9.000000", tokens=99999)
 
     resp = await client.get(URL, headers=owner["headers"])
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["until"] == TODAY.isoformat() and body["since"] == (TODAY - timedelta(days=29)).isoformat()
+    assert body["until"] == today.isoformat() and body["since"] == (today - timedelta(days=29)).isoformat()
     keys = [(b["day"], b["operation"], b["calls"], b["failed_calls"]) for b in body["by_day"]]
     assert keys == [(yesterday.isoformat(), "chat_reply", 2, 1), (yesterday.isoformat(), "resolution_note", 1, 0),
-                    (TODAY.isoformat(), "chat_reply", 1, 0)]
+                    (today.isoformat(), "chat_reply", 1, 0)]
     first = body["by_day"][0]
     assert Decimal(first["cost_usd"]) == Decimal("0.0025")
     assert (first["input_tokens"], first["avg_latency_ms"]) == (100, 2000)
@@ -59,13 +65,14 @@ async def test_summary_groups_by_day_and_operation_for_the_callers_account_only(
     assert Decimal(totals["cost_usd"]) == Decimal("0.0155")
 
     narrowed = await client.get(URL, headers=owner["headers"],
-                                params={"since": TODAY.isoformat(), "until": TODAY.isoformat()})
-    assert [b["day"] for b in narrowed.json()["by_day"]] == [TODAY.isoformat()]
+                                params={"since": today.isoformat(), "until": today.isoformat()})
+    assert [b["day"] for b in narrowed.json()["by_day"]] == [today.isoformat()]
 
 
 async def test_admin_may_read_engineer_may_not(client: AsyncClient, db: AsyncSession) -> None:
+    today = _today()
     owner = await make_user(client, db, role="owner")
-    await _usage(db, owner["account_id"], "classify_intake", TODAY)
+    await _usage(db, owner["account_id"], "classify_intake", today)
     admin = await add_member(client, owner["headers"], role="admin")
     engineer = await add_member(client, owner["headers"], role="engineer")
 
