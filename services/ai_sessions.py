@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio.common import SearchAttributePair
 from temporalio.workflow import UpdateMethodMultiParam
@@ -69,18 +70,21 @@ class AiSessionRef:
 
 @dataclass(frozen=True)
 class FixRef:
-    """What a command needs to know of a fix before sending it, and the columns no command changes (with a
-    command's `FixView` they make the whole answer)."""
+    """What a command needs to know of a fix before sending it, and its row as read before it (with a command's
+    `FixView` the row makes the whole answer)."""
 
     id: uuid.UUID
     session_id: uuid.UUID
     account_id: uuid.UUID
     status: str
     title: str
-    source: str = "engineer"
-    description: str = ""
-    confidence_pct: int = 0
-    created_at: datetime | None = None
+    row: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, row: Mapping[str, Any]) -> FixRef:
+        """The fix as the access read found it (every column)."""
+        return cls(id=row["id"], session_id=row["session_id"], account_id=row["account_id"], status=row["status"],
+                   title=row["title"], row=row)
 
 
 def session_start(ref: AiSessionRef, settings: Settings, *, creating: bool = False) -> StartSpec:

@@ -58,3 +58,19 @@ async def test_a_fix_outcome_and_a_refused_one_are_one_update_rpc_each(
                                 json={"outcome": "applied_pending", "notes": "waiting on AD replication"})
     assert parked.status_code == 200, parked.text
     assert rpcs == Counter({"update_workflow_execution": 2}), rpcs
+
+
+async def test_a_fix_commands_answer_is_the_fix_as_stored(client: AsyncClient, db: AsyncSession) -> None:
+    """The answer is the row the access read found plus what the command changed, read nothing after it: every
+    field must agree with the fix read back afterwards (a column the access read missed would show here)."""
+    h = (await make_user(client, db, role="engineer"))["headers"]
+    sid, fid = await session_with_fix(client, h)
+    applied = await client.post(f"/api/v1/ai-sessions/{sid}/suggested-fixes/{fid}/apply", headers=h)
+    assert applied.status_code == 200, applied.text
+    parked = await client.patch(outcome_url(sid, fid), headers=h,
+                                json={"outcome": "applied_pending", "notes": "waiting on AD replication"})
+    assert parked.status_code == 200, parked.text
+    stored = await client.get(f"/api/v1/ai-sessions/{sid}/suggested-fixes/{fid}", headers=h)
+    assert stored.status_code == 200, stored.text
+    assert parked.json() == stored.json()
+    assert parked.json()["description"] and parked.json()["confidence_pct"] > 0  # not a default standing in

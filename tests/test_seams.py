@@ -4,6 +4,7 @@
 - every allowed-values CHECK lists the same values in the database, the model, the contract Literal that
   workflows pass and the API's Literal (one set of values per enum, wherever it is spelled);
 - every activity a workflow calls by name is registered on the worker;
+- a fix's own fields (`FixFields`) are one list: create takes them, the row stores them, every answer shows them;
 - every search attribute the code sets is declared once and registered, with its type, wherever a Temporal
   server is set up: `rflow dev`'s flags and the suite's dev server here, docker-compose's `temporal-setup` in
   tests/compose/test_compose.py.
@@ -41,6 +42,7 @@ from api.schemas import notifications as notification_api
 from api.schemas import psa as psa_api
 from core.temporal import search_attribute_cli_args
 from db.base import Base
+from db.models import SuggestedFix
 from db.models.user import AccountRole
 from db.session import make_engine
 from workflows.contracts import ai_session, fix, handoff, llm, notify, psa, search_attributes, walk
@@ -176,6 +178,19 @@ def test_every_activity_a_workflow_calls_is_registered(activity_deps: ActivityDe
         assert definition is not None and definition.name is not None
         registered.add(definition.name)
     assert set(called) - registered == set(), "workflows call activities no worker registers"
+
+
+def test_a_fixs_own_fields_are_one_list_taken_on_create_stored_and_answered() -> None:
+    """Adding a field to a fix is `FixFields`, the model, `FixCreate` and `FixOut` (and a migration): the route,
+    the activity, the repository and the access read pass them on without naming them, so these must agree."""
+    own = set(ai_session.FixFields.model_fields)
+    columns = set(SuggestedFix.__table__.columns.keys())
+    assert own == set(ai_api.FixCreate.model_fields), "create takes exactly the fix's own fields"
+    assert own <= columns, "each of the fix's own fields is a column of the row"
+    assert own <= set(ai_api.FixOut.model_fields), "each of the fix's own fields is answered"
+    # A command's answer is the row the access read found plus the command's FixView: each answered field is one.
+    assert set(ai_api.FixOut.model_fields) <= columns | set(fix.FixView.model_fields)
+    assert set(fix.FixView.model_fields) <= columns
 
 
 def _source_files() -> list[Path]:

@@ -123,8 +123,8 @@ class SessionPersistence:
                 proposed = reply.proposed_fix
                 await fixes.insert_superseding(
                     fix_id=fix_id, session_id=inp.session_id, account_id=row.account_id, source="ai",
-                    title=proposed.title[:200], description=proposed.description,
-                    confidence_pct=proposed.confidence_pct, created_by_user_id=None, at=inp.at,
+                    fields={"title": proposed.title[:200], "description": proposed.description,
+                            "confidence_pct": proposed.confidence_pct}, created_by_user_id=None, at=inp.at,
                 )
                 suggested = fix_id
             return RecordTurnResult(message_count=count, state_version=version, suggested_fix_id=suggested,
@@ -143,8 +143,7 @@ class SessionPersistence:
             version = await sessions.bump_version(inp.session_id, inp.at)
             await fixes.insert_superseding(
                 fix_id=draft.fix_id, session_id=inp.session_id, account_id=row.account_id, source="engineer",
-                title=draft.title, description=draft.description, confidence_pct=draft.confidence_pct,
-                created_by_user_id=draft.by_user_id, at=inp.at,
+                fields=draft.columns(), created_by_user_id=draft.by_user_id, at=inp.at,
             )
             return AddFixResult(fix_id=draft.fix_id, state_version=version)
 

@@ -47,12 +47,9 @@ READ_ERRORS = error_responses(422, described={404: "No such AI session in your a
 def answered(ref: FixRef, result: FixCommandResult) -> FixOut | None:
     """The fix after a command from what was read before it and what the command answered (no read after it);
     None when the command answered no view (unchanged, or a run from before views)."""
-    if result.view is None or ref.created_at is None:
+    if result.view is None or not ref.row:
         return None
-    return FixOut.model_validate({"id": ref.id, "session_id": ref.session_id, "source": ref.source,
-                                  "title": ref.title, "description": ref.description,
-                                  "confidence_pct": ref.confidence_pct, "created_at": ref.created_at,
-                                  **result.view.model_dump()})
+    return FixOut.model_validate({**ref.row, **result.view.model_dump()})
 
 
 async def fix_out(session: AsyncSession, ref: FixRef) -> FixOut:
@@ -71,8 +68,7 @@ async def create_fix(
     """Record an engineer's own candidate fix; it becomes the active fix and supersedes the previous one."""
 
     async def command() -> FixOut:
-        draft = FixDraft(fix_id=idem.entity_id("suggested_fix"), title=body.title, description=body.description,
-                         confidence_pct=body.confidence_pct, by_user_id=user.id)
+        draft = FixDraft(fix_id=idem.entity_id("suggested_fix"), by_user_id=user.id, **body.model_dump())
         added = await commands.add_fix(owned, draft, idem.key)
         return await fix_out(session, FixRef(id=added.fix_id, session_id=owned.id, account_id=owned.account_id,
                                              status="proposed", title=body.title))

@@ -202,6 +202,8 @@ class FixCreate(RequestBody):
         {"title": "Re-register the Outlook profile", "description": "Create a new mail profile.", "confidence_pct": 60},
     ]})
 
+    # Exactly the fix's own fields (`FixFields`, with the API's stricter checks): the route passes them on as
+    # they are, so a field added there is added here too (tests/test_seams.py).
     title: visible_text(MAX_FIX_TITLE_CHARS)  # type: ignore[valid-type]
     description: str = Field(default="", max_length=MAX_FIX_DESCRIPTION_CHARS)
     confidence_pct: int = Field(ge=0, le=100)

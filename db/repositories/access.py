@@ -47,10 +47,9 @@ def fix_lookup(session_id: uuid.UUID, fix_id: uuid.UUID) -> Lookup:
     """The fix `fix_id` of session `session_id` in the caller's account (another session's fix is absent)."""
     on = and_(SuggestedFix.id == fix_id, SuggestedFix.session_id == session_id,
               SuggestedFix.account_id == User.account_id)
-    return Lookup(SuggestedFix, on, _refs(SuggestedFix.id, SuggestedFix.session_id, SuggestedFix.account_id,
-                                          SuggestedFix.status, SuggestedFix.title, SuggestedFix.source,
-                                          SuggestedFix.description, SuggestedFix.confidence_pct,
-                                          SuggestedFix.created_at))
+    # Every column: a command's answer is this row plus what the command changed (`FixView`), so the API reads
+    # nothing after it, and a column added to the fix is answered without naming it here.
+    return Lookup(SuggestedFix, on, _refs(*SuggestedFix.__table__.columns))
 
 
 def handoff_lookup(session_id: uuid.UUID, handoff_id: uuid.UUID) -> Lookup:

@@ -7,7 +7,7 @@ attempt committed changes nothing the second time (and the session's `state_vers
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,10 +56,11 @@ class SuggestedFixRepository(AccountScopedRepository[SuggestedFix]):
         return found
 
     async def insert_superseding(
-        self, *, fix_id: uuid.UUID, session_id: uuid.UUID, account_id: uuid.UUID, source: str, title: str,
-        description: str, confidence_pct: int, created_by_user_id: uuid.UUID | None, at: datetime,
+        self, *, fix_id: uuid.UUID, session_id: uuid.UUID, account_id: uuid.UUID, source: str,
+        fields: Mapping[str, Any], created_by_user_id: uuid.UUID | None, at: datetime,
     ) -> bool:
-        """Insert the fix as the active one, superseding the previous; False when it existed (a retry)."""
+        """Insert the fix as the active one, superseding the previous; False when it existed (a retry). `fields`
+        are what the fix says of itself (`FixFields.columns()`), stored as they come."""
         if await self.session.get(SuggestedFix, fix_id) is not None:
             return False
         await self.session.execute(
@@ -68,8 +69,8 @@ class SuggestedFixRepository(AccountScopedRepository[SuggestedFix]):
             .values(superseded_at=at).execution_options(synchronize_session=False)
         )
         await self.session.execute(insert(SuggestedFix).values(
-            id=fix_id, session_id=session_id, account_id=account_id, source=source, title=title,
-            description=description, confidence_pct=confidence_pct, status="proposed", version=0,
+            **fields, id=fix_id, session_id=session_id, account_id=account_id, source=source, status="proposed",
+            version=0,
             created_by_user_id=created_by_user_id, reminder_schedule=[], notices_sent=0, created_at=at,
             updated_at=at,
         ))

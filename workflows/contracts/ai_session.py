@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -137,13 +137,26 @@ class MessageResult(BaseModel):
     state_version: int
 
 
-class FixDraft(BaseModel):
-    """`add_fix`: an engineer's own candidate fix (the id derives from the request's key)."""
+class FixFields(BaseModel):
+    """What a fix says of itself, given when it is made and never changed by a command.
 
-    fix_id: uuid.UUID
+    The one list of them: a field added here, to `SuggestedFix` (db/models) and to the API's `FixCreate` and
+    `FixOut` (plus a migration) is taken on create, stored and answered; no layer in between names it
+    (tests/test_seams.py checks the four agree)."""
+
     title: str = Field(min_length=1, max_length=MAX_FIX_TITLE_CHARS)
     description: str = Field(default="", max_length=MAX_FIX_DESCRIPTION_CHARS)
     confidence_pct: int = Field(ge=0, le=100)
+
+    def columns(self) -> dict[str, Any]:
+        """These fields (not a subclass's) as the fix row's column values."""
+        return self.model_dump(include=set(FixFields.model_fields))
+
+
+class FixDraft(FixFields):
+    """`add_fix`: an engineer's own candidate fix (the id derives from the request's key)."""
+
+    fix_id: uuid.UUID
     by_user_id: uuid.UUID
 
 
