@@ -29,11 +29,11 @@ with workflow.unsafe.imports_passed_through():
         ApplyFixInput,
         ApplyInput,
         ClearProposalInput,
+        FixById,
         FixCommandResult,
         FixControl,
         FixInput,
         FixNoticeInput,
-        FixRef,
         OutcomeInput,
         RecordOutcomeInput,
         final_outcome,
@@ -67,7 +67,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         if inp.state is not None:
             self._commit(inp.state)
         else:
-            self._set_loaded((await LOAD_FIX(FixRef(fix_id=inp.fix_id))).control)
+            self._set_loaded((await LOAD_FIX(FixById(fix_id=inp.fix_id))).control)
         if not await self._exists():
             await self._finish()
             return "missing"
@@ -147,7 +147,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
         """Drop the AI's outcome proposal (idempotent; nothing else changes)."""
 
         async def change(state: FixControl) -> tuple[FixControl, FixCommandResult]:
-            return state, await CLEAR_AI_PROPOSAL(FixRef(fix_id=state.id))
+            return state, await CLEAR_AI_PROPOSAL(FixById(fix_id=state.id))
 
         return await self.transition(lambda _: None, change)
 
@@ -186,7 +186,7 @@ class FixVerificationWorkflow(EntityWorkflow[FixControl]):
 
     async def _reload(self, or_else: FixControl | None = None) -> FixControl:
         """The fix as stored; when it is gone, `or_else` (or a not-found rejection)."""
-        loaded = (await LOAD_FIX(FixRef(fix_id=self._input.fix_id))).control
+        loaded = (await LOAD_FIX(FixById(fix_id=self._input.fix_id))).control
         if loaded is not None:
             return loaded
         if or_else is not None:

@@ -34,11 +34,11 @@ with workflow.unsafe.imports_passed_through():
         ClaimHandoffInput,
         ClaimInput,
         ClaimResult,
+        HandoffById,
         HandoffClaimed,
         HandoffControl,
         HandoffInput,
         HandoffNoticeInput,
-        HandoffRef,
         ResumeSessionInput,
         StoreAssessmentInput,
         assessment_activity,
@@ -75,7 +75,7 @@ class HandoffWorkflow(EntityWorkflow[HandoffControl]):
         if inp.state is not None:
             self._commit(inp.state)
         else:
-            self._set_loaded((await LOAD_HANDOFF(HandoffRef(handoff_id=inp.handoff_id))).control)
+            self._set_loaded((await LOAD_HANDOFF(HandoffById(handoff_id=inp.handoff_id))).control)
         if not await self._exists():
             await self._finish()
             return "missing"

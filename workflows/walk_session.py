@@ -46,10 +46,10 @@ with workflow.unsafe.imports_passed_through():
         SetPendingInput,
         StepInput,
         StepResult,
+        WalkById,
         WalkControl,
         WalkInput,
         WalkNode,
-        WalkRef,
     )
     from workflows.contracts.wording import counted
     from workflows.skeleton import Deadline, EntityWorkflow
@@ -99,7 +99,7 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         return self.current.status
 
     async def _load(self) -> WalkControl | None:
-        return (await LOAD_WALK(WalkRef(session_id=self._input.session_id))).control
+        return (await LOAD_WALK(WalkById(session_id=self._input.session_id))).control
 
     @workflow.query(name=QUERY_STATE)
     def state(self) -> WalkControl | None:
@@ -247,7 +247,7 @@ class WalkSessionWorkflow(EntityWorkflow[WalkControl]):
         workflow.set_current_details(_details(new))
 
     async def _ask_model(self, state: WalkControl, answered: WalkedStep | None = None) -> WalkNode:
-        prompt = await WALK_PROMPT(WalkRef(session_id=state.id))
+        prompt = await WALK_PROMPT(WalkById(session_id=state.id))
         path = [*prompt.walked_path, *([answered] if answered else [])]
         force = len(path) >= self._input.max_depth
         request = NextWalkNodeInput(

@@ -39,11 +39,11 @@ from workflows.contracts.fix import (
     SEND_FIX_NOTICE,
     ApplyFixInput,
     ChangedFix,
+    FixById,
     FixCommandResult,
     FixControl,
     FixNoticeInput,
     FixNoticeResult,
-    FixRef,
     FixView,
     LoadFixResult,
     Notice,
@@ -99,7 +99,7 @@ class FixPersistence:
                 self.fix_notice]
 
     @activity.defn(name=LOAD_FIX.name)
-    async def load_fix(self, inp: FixRef) -> LoadFixResult:
+    async def load_fix(self, inp: FixById) -> LoadFixResult:
         """The fix's control state, or none when it does not exist."""
         async with self._session_factory() as session:
             row = await SuggestedFixRepository(session).get(inp.fix_id)
@@ -134,7 +134,7 @@ class FixPersistence:
         return await self._change(inp.fix_id, inp.session_id, inp.expected_version, inp.change_id, at, values)
 
     @activity.defn(name=CLEAR_AI_PROPOSAL.name)
-    async def clear_ai_outcome_proposal(self, inp: FixRef) -> FixCommandResult:
+    async def clear_ai_outcome_proposal(self, inp: FixById) -> FixCommandResult:
         """Drop the AI's outcome proposal (idempotent; the status does not change)."""
         async with self._session_factory() as session, session.begin():
             fixes = SuggestedFixRepository(session)

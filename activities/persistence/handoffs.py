@@ -44,10 +44,10 @@ from workflows.contracts.handoff import (
     ClaimRecorded,
     ClaimSessionHandoff,
     CreateHandoffInput,
+    HandoffById,
     HandoffControl,
     HandoffNoticeInput,
     HandoffNoticeResult,
-    HandoffRef,
     LatestHandoff,
     LoadHandoffResult,
     ResumeResult,
@@ -151,7 +151,7 @@ class HandoffPersistence:
             return handoff_control(row, owner.problem_summary)
 
     @activity.defn(name=LOAD_HANDOFF.name)
-    async def load_handoff(self, inp: HandoffRef) -> LoadHandoffResult:
+    async def load_handoff(self, inp: HandoffById) -> LoadHandoffResult:
         """The handoff's control state, or none when it does not exist."""
         async with self._session_factory() as session:
             row = await HandoffRepository(session).get(inp.handoff_id)

@@ -42,11 +42,11 @@ from workflows.contracts.walk import (
     RecordStepResult,
     ResolveWalkResult,
     SetPendingInput,
+    WalkById,
     WalkControl,
     WalkCreate,
     WalkNode,
     WalkPrompt,
-    WalkRef,
 )
 
 # An escalation email shows this much of the walk; the rest is in the session.
@@ -91,7 +91,7 @@ class WalkPersistence:
             return WalkControl.model_validate(row, from_attributes=True)
 
     @activity.defn(name=LOAD_WALK.name)
-    async def load_walk(self, inp: WalkRef) -> LoadWalkResult:
+    async def load_walk(self, inp: WalkById) -> LoadWalkResult:
         """The session's control state, or none when the row does not exist.
 
         A flow session written without its first node (created outside a workflow) gets the root served."""
@@ -141,7 +141,7 @@ class WalkPersistence:
             await WalkSessionRepository(session).set_pending_node(inp.session_id, inp.node.model_dump(mode="json"))
 
     @activity.defn(name=WALK_PROMPT.name)
-    async def walk_prompt(self, inp: WalkRef) -> WalkPrompt:
+    async def walk_prompt(self, inp: WalkById) -> WalkPrompt:
         """The problem and walked path the model needs for an AI-built walk's next node."""
         async with self._session_factory() as session:
             row = await _row(WalkSessionRepository(session), inp.session_id)

@@ -31,10 +31,10 @@ from workflows.contracts.walk import (
     RecordStepResult,
     ResolveWalkResult,
     SetPendingInput,
+    WalkById,
     WalkControl,
     WalkCreate,
     WalkPrompt,
-    WalkRef,
 )
 
 TREE = FlowTree.model_validate({"root": "a", "nodes": {
@@ -75,7 +75,7 @@ class FakeWalkStore:
         return self.control(inp.session_id)
 
     @activity.defn(name=LOAD_WALK.name)
-    async def load_walk(self, inp: WalkRef) -> LoadWalkResult:
+    async def load_walk(self, inp: WalkById) -> LoadWalkResult:
         self.calls.append((LOAD_WALK.name, inp))
         return LoadWalkResult(control=self.control(inp.session_id) if inp.session_id in self.rows else None)
 
@@ -95,7 +95,7 @@ class FakeWalkStore:
         self.rows[inp.session_id]["pending_node"] = inp.node
 
     @activity.defn(name=WALK_PROMPT.name)
-    async def walk_prompt(self, inp: WalkRef) -> WalkPrompt:
+    async def walk_prompt(self, inp: WalkById) -> WalkPrompt:
         self.calls.append((WALK_PROMPT.name, inp))
         row = self.rows[inp.session_id]
         return WalkPrompt(problem=row["problem_text"], category=row["category"], walked_path=row["walked_path"])

@@ -48,11 +48,11 @@ from workflows.contracts.fix import (
     SEND_FIX_NOTICE,
     TERMINAL_STATUSES,
     ApplyFixInput,
+    FixById,
     FixCommandResult,
     FixControl,
     FixNoticeInput,
     FixNoticeResult,
-    FixRef,
     LoadFixResult,
     RecordOutcomeInput,
 )
@@ -252,7 +252,7 @@ class FakeAiStore:
     # --- persistence.* of the fix ---------------------------------------------------------------
 
     @activity.defn(name=LOAD_FIX.name)
-    async def load_fix(self, inp: FixRef) -> LoadFixResult:
+    async def load_fix(self, inp: FixById) -> LoadFixResult:
         self._record(LOAD_FIX.name, inp)
         return LoadFixResult(control=self.fix(inp.fix_id) if inp.fix_id in self.fixes else None)
 
@@ -280,7 +280,7 @@ class FakeAiStore:
         return self._change(inp.fix_id, inp.expected_version, inp.change_id, at, values, note=inp.notes)
 
     @activity.defn(name=CLEAR_AI_PROPOSAL.name)
-    async def clear_ai_outcome_proposal(self, inp: FixRef) -> FixCommandResult:
+    async def clear_ai_outcome_proposal(self, inp: FixById) -> FixCommandResult:
         self._record(CLEAR_AI_PROPOSAL.name, inp)
         row = self._fix_row(inp.fix_id)
         cleared = row["ai_outcome_proposal"] is not None

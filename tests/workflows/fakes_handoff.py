@@ -22,10 +22,10 @@ from workflows.contracts.handoff import (
     ClaimedAndResumed,
     ClaimHandoffInput,
     ClaimRecorded,
+    HandoffById,
     HandoffControl,
     HandoffNoticeInput,
     HandoffNoticeResult,
-    HandoffRef,
     LoadHandoffResult,
     ResumeResult,
     ResumeSessionInput,
@@ -54,7 +54,7 @@ class FakeHandoffStore:
                 self.email]
 
     @activity.defn(name=LOAD_HANDOFF.name)
-    async def load(self, inp: HandoffRef) -> LoadHandoffResult:
+    async def load(self, inp: HandoffById) -> LoadHandoffResult:
         self.calls.append(LOAD_HANDOFF.name)
         return LoadHandoffResult()
 

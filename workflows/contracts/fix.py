@@ -95,7 +95,7 @@ class FixInput(BaseModel):
     state: FixControl | None = None
 
 
-class FixRef(BaseModel):
+class FixById(BaseModel):
     """A fix by id."""
 
     fix_id: uuid.UUID
@@ -208,8 +208,8 @@ class FixNoticeResult(BaseModel):
     emails: list[NotificationEmail] = []
 
 
-LOAD_FIX = persistence("persistence.load_fix", FixRef, LoadFixResult)
+LOAD_FIX = persistence("persistence.load_fix", FixById, LoadFixResult)
 APPLY_FIX = persistence("persistence.apply_fix", ApplyFixInput, ChangedFix)
 RECORD_OUTCOME = persistence("persistence.record_fix_outcome", RecordOutcomeInput, ChangedFix)
-CLEAR_AI_PROPOSAL = persistence("persistence.clear_ai_outcome_proposal", FixRef, FixCommandResult)
+CLEAR_AI_PROPOSAL = persistence("persistence.clear_ai_outcome_proposal", FixById, FixCommandResult)
 SEND_FIX_NOTICE = persistence("persistence.fix_notice", FixNoticeInput, FixNoticeResult)

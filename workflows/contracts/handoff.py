@@ -139,7 +139,7 @@ class HandoffInput(BaseModel):
     state: HandoffControl | None = None
 
 
-class HandoffRef(BaseModel):
+class HandoffById(BaseModel):
     """A handoff by id."""
 
     handoff_id: uuid.UUID
@@ -340,7 +340,7 @@ class ResumeSessionRow(BaseModel):
 
 
 CREATE_HANDOFF = persistence("persistence.create_handoff", CreateHandoffInput, HandoffControl)
-LOAD_HANDOFF = persistence("persistence.load_handoff", HandoffRef, LoadHandoffResult)
+LOAD_HANDOFF = persistence("persistence.load_handoff", HandoffById, LoadHandoffResult)
 # HandoffWorkflow's own claim (kept for its runs in flight and recorded histories; claims now go to the session's
 # workflow, CLAIM_SESSION_HANDOFF). A regular activity: the workflow decided the winner before the write ran.
 CLAIM_HANDOFF: ActivityRef[ClaimHandoffInput, ClaimRecorded] = ActivityRef(

@@ -196,7 +196,7 @@ OpenResult.model_rebuild()
 # --- persistence activity contracts -------------------------------------------------------------
 
 
-class WalkRef(BaseModel):
+class WalkById(BaseModel):
     """Which session."""
 
     session_id: uuid.UUID
@@ -286,11 +286,11 @@ class EscalateWalkResult(BaseModel):
 
 
 CREATE_WALK = persistence("persistence.create_walk", WalkCreate, WalkControl)
-LOAD_WALK = persistence("persistence.load_walk", WalkRef, LoadWalkResult)
+LOAD_WALK = persistence("persistence.load_walk", WalkById, LoadWalkResult)
 RECORD_STEP = persistence("persistence.record_walk_step", RecordStepInput, RecordStepResult)
 SET_PENDING: ActivityRef[SetPendingInput, None] = persistence(
     "persistence.set_walk_pending_node", SetPendingInput, None)
-WALK_PROMPT = persistence("persistence.walk_prompt", WalkRef, WalkPrompt)
+WALK_PROMPT = persistence("persistence.walk_prompt", WalkById, WalkPrompt)
 ADD_NOTES = persistence("persistence.add_walk_notes", AddNotesInput, NotesResult)
 RESOLVE_WALK = persistence("persistence.resolve_walk", CloseWalkInput, ResolveWalkResult)
 ESCALATE_WALK = persistence("persistence.escalate_walk", CloseWalkInput, EscalateWalkResult)
