@@ -61,7 +61,7 @@ async def test_a_fix_outcome_and_a_refused_one_are_one_update_rpc_each(
 
 
 async def test_a_fix_commands_answer_is_the_fix_as_stored(client: AsyncClient, db: AsyncSession) -> None:
-    """The answer is the row the access read found plus what the command changed, read nothing after it: every
+    """The answer is what the access read found plus what the command changed, read nothing after it: every
     field must agree with the fix read back afterwards (a column the access read missed would show here)."""
     h = (await make_user(client, db, role="engineer"))["headers"]
     sid, fid = await session_with_fix(client, h)

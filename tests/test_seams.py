@@ -44,6 +44,7 @@ from core.temporal import search_attribute_cli_args
 from db.base import Base
 from db.models import SuggestedFix
 from db.models.user import AccountRole
+from db.repositories.access import FIX_READ_BEFORE
 from db.session import make_engine
 from workflows.contracts import ai_session, fix, handoff, llm, notify, psa, search_attributes, walk
 from workflows.contracts.common import ActivityRef
@@ -188,8 +189,9 @@ def test_a_fixs_own_fields_are_one_list_taken_on_create_stored_and_answered() ->
     assert own == set(ai_api.FixCreate.model_fields), "create takes exactly the fix's own fields"
     assert own <= columns, "each of the fix's own fields is a column of the row"
     assert own <= set(ai_api.FixOut.model_fields), "each of the fix's own fields is answered"
-    # A command's answer is the row the access read found plus the command's FixView: each answered field is one.
-    assert set(ai_api.FixOut.model_fields) <= columns | set(fix.FixView.model_fields)
+    # A command's answer is what the access read found plus the command's FixView: each answered field is one.
+    assert set(ai_api.FixOut.model_fields) <= set(FIX_READ_BEFORE) | set(fix.FixView.model_fields)
+    assert set(FIX_READ_BEFORE) <= columns
     assert set(fix.FixView.model_fields) <= columns
 
 

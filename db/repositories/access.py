@@ -17,6 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import Label
 
 from db.models import AiSession, L1WalkSession, SessionHandoff, Subscription, SuggestedFix, User
+from workflows.contracts.ai_session import FixFields
+
+# What no command changes of a fix: its identity and its own fields (`FixFields`). With what a command answers
+# (`FixView`, its changeable columns) that is the whole answer, so the API reads nothing after the command, and
+# a field added to `FixFields` is read without naming it here.
+FIX_READ_BEFORE = ("id", "session_id", "account_id", "source", "status", "created_at", *FixFields.model_fields)
 
 
 @dataclass(frozen=True)
@@ -47,9 +53,7 @@ def fix_lookup(session_id: uuid.UUID, fix_id: uuid.UUID) -> Lookup:
     """The fix `fix_id` of session `session_id` in the caller's account (another session's fix is absent)."""
     on = and_(SuggestedFix.id == fix_id, SuggestedFix.session_id == session_id,
               SuggestedFix.account_id == User.account_id)
-    # Every column: a command's answer is this row plus what the command changed (`FixView`), so the API reads
-    # nothing after it, and a column added to the fix is answered without naming it here.
-    return Lookup(SuggestedFix, on, _refs(*SuggestedFix.__table__.columns))
+    return Lookup(SuggestedFix, on, _refs(*(SuggestedFix.__table__.columns[key] for key in FIX_READ_BEFORE)))
 
 
 def handoff_lookup(session_id: uuid.UUID, handoff_id: uuid.UUID) -> Lookup:
