@@ -45,11 +45,12 @@ async def test_one_accounts_backlog_does_not_hold_back_another_accounts_first_ta
     # First come, first served would run B's four last (40..43); shared by account they run among A's first ones.
     assert max(positions) < 16, order
     # The control: the same backlog under one key is (about: matching allows small deviations, and close times a
-    # few apart may tie) first come, first served, so the bound above is fairness at work, not a short queue.
-    # Seen: B first at 29 once in ~20 runs; a margin keeps the control clear of the bound (< 16) all the same.
+    # few apart may tie) first come, first served, so the bound above is fairness at work, not a short queue: B's
+    # four do not all run before 16 there; three of them at least run at 16 or later. (One B run early is not
+    # the point, and happens on a busy machine: seen first at 29, and at 22 with two suites' workers beside it.)
     one_key = interactive_priority("one-account")
     control = await _dispatch_order(temporal_client, [("A", 40, one_key), ("B", 4, one_key)])
-    assert min(i for i, label in enumerate(control) if label == "B") >= 24, control
+    assert sorted(i for i, label in enumerate(control) if label == "B")[1] >= 16, control
 
 
 async def test_interactive_work_goes_before_background_work_of_the_same_account(temporal_client: Client) -> None:
@@ -57,7 +58,10 @@ async def test_interactive_work_goes_before_background_work_of_the_same_account(
     order = await _dispatch_order(temporal_client, [("bg", 30, background),
                                                     ("ui", 4, interactive_priority("account-a"))])
     positions = [i for i, label in enumerate(order) if label == "ui"]
-    assert max(positions) < 8, order
+    # Strict priority runs them at 0..3 and first come, first served at 30..33. Matching lets a few tasks through
+    # out of order (once in ~40 runs one of the four came after the eighth), so the bound leaves room for that
+    # and stays far from 30.
+    assert max(positions) < 12, order
 
 
 async def _priority(client: Client, workflow_id: str) -> tuple[int, str]:
