@@ -59,7 +59,7 @@ async def test_interactive_work_goes_before_background_work_of_the_same_account(
                                                     ("ui", 4, interactive_priority("account-a"))])
     positions = [i for i, label in enumerate(order) if label == "ui"]
     # Strict priority runs them at 0..3 and first come, first served at 30..33. Matching lets a few tasks through
-    # out of order (once in ~40 runs one of the four came after the eighth), so the bound leaves room for that
+    # out of order (once in ~40 runs one of the four ran at 8 or later), so the bound leaves room for that
     # and stays far from 30.
     assert max(positions) < 12, order
 
