@@ -184,9 +184,9 @@ def _worker(args: argparse.Namespace) -> int:
         relaxed = _load_settings(dev_mode=True)
         if isinstance(relaxed, str):
             return _fail(relaxed)
-        from cli.worker_check import check
+        from cli.worker_check import check, exit_with
 
-        return check(relaxed)
+        exit_with(check(relaxed))
     settings = _production_settings("worker")
     if isinstance(settings, str):
         return _fail(settings)
