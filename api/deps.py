@@ -246,7 +246,7 @@ async def get_owned_fix(session_id: uuid.UUID, fix_id: uuid.UUID, request: Reque
     """The fix named in the path when it belongs to that session of the caller's account (404 otherwise)."""
     found = await _owned(request, settings, token, fix_lookup(session_id, fix_id),
                          "Suggested fix not found in this session")
-    return FixRef.read(found)
+    return FixRef.of_row(found)
 
 
 OwnedFix = Annotated[FixRef, Depends(get_owned_fix)]

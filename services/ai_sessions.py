@@ -78,10 +78,10 @@ class FixRef:
     account_id: uuid.UUID
     status: str
     title: str
-    row: Mapping[str, Any] = field(default_factory=dict)
+    row: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def read(cls, row: Mapping[str, Any]) -> FixRef:
+    def of_row(cls, row: Mapping[str, Any]) -> FixRef:
         """The fix as the access read found it (every column)."""
         return cls(id=row["id"], session_id=row["session_id"], account_id=row["account_id"], status=row["status"],
                    title=row["title"], row=row)
