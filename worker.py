@@ -24,11 +24,20 @@ from db.session import engine_for, make_session_factory
 from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("worker")
-# The sandbox stays on for workflow code, but modules with no side effects that every workflow imports are
-# shared instead of re-imported for each workflow instance (memory per cached workflow, CPU per new run):
-# the contracts (pydantic models and constants) and the skeleton (deterministic: only temporalio calls).
-SANDBOX = SandboxedWorkflowRunner(
+# Both runners keep every workflow instance in its own sandbox; they differ in which modules each new instance
+# (a run's first task, and every task after an eviction from the cache) imports afresh inside it.
+# Shared, what the worker runs: our whole `workflows` package is imported once and shared, as the SDK shares
+# temporalio and pydantic. Rebuilding an evicted workflow takes half the CPU (bench/replay_cost.py) and a cached
+# one less memory. Safe because those modules keep no mutable state (tests/test_seams.py checks), but the
+# sandbox then no longer sees what they call: its guard against the clock, randomness or I/O in workflow code
+# only covers modules imported inside it.
+SANDBOX = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
+# Strict, what the suite's in-process workers run (`WORKFLOW_SANDBOX=strict`): each workflow module imported
+# inside each instance's sandbox, so a workflow that reads the clock or the network fails its tests at once.
+# Only the contracts (pydantic models and constants) and the skeleton (only temporalio calls) are shared.
+STRICT_SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.contracts", "workflows.skeleton"))
+RUNNERS = {"shared": SANDBOX, "strict": STRICT_SANDBOX}
 
 
 def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None = None,
@@ -42,7 +51,7 @@ def build_worker(client: Client, deps: ActivityDeps, *, task_queue: str | None =
         client,
         task_queue=queue,
         workflows=ALL_WORKFLOWS,
-        workflow_runner=SANDBOX,
+        workflow_runner=RUNNERS[deps.settings.workflow_sandbox],
         activities=build_activities(deps, client, task_queue=queue),
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_cached_workflows=deps.settings.worker_max_cached_workflows,

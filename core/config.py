@@ -144,6 +144,13 @@ class Settings(BaseSettings):
                     "on its next task (a parked fix wakes a few times a day). Bounds the worker's memory: "
                     "~120 KB per cached workflow over a ~160 MB base (docs/performance.md).",
     )
+    workflow_sandbox: Literal["shared", "strict"] = Field(
+        default="shared",
+        description="How a worker sandboxes workflow code. `shared`: our workflow modules are imported once and "
+                    "shared by every workflow instance (an evicted workflow is rebuilt in half the CPU). "
+                    "`strict`: each instance imports them afresh inside its sandbox, so workflow code that reads "
+                    "the clock, randomness or the network fails at once; the test suite runs this one.",
+    )
     worker_max_concurrent_workflow_tasks: int = Field(
         default=20, ge=1,
         description="Workflow tasks a worker works on at once (the SDK's default is 100). One process runs them on "

@@ -120,6 +120,9 @@ def settings(database_url: str, temporal_env: WorkflowEnvironment) -> Settings:
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_task_queue=f"test-{_worker_id()}-{uuid.uuid4().hex[:8]}",
         workflow_call_timeout_s=10,
+        # The in-process workers run workflow code in the strict sandbox, so a clock or network call in it fails
+        # a test; the stacks the tests start in subprocesses (rflow dev, worker.py) run the shared one.
+        workflow_sandbox="strict",
     )
 
 

@@ -4,6 +4,7 @@
 - every allowed-values CHECK lists the same values in the database, the model, the contract Literal that
   workflows pass and the API's Literal (one set of values per enum, wherever it is spelled);
 - every activity a workflow calls by name is registered on the worker;
+- the workflow modules the worker shares between workflow instances hold no mutable state;
 - a fix's own fields (`FixFields`) are one list: create takes them, the row stores them, every answer shows them;
 - every search attribute the code sets is declared once and registered, with its type, wherever a Temporal
   server is set up: `rflow dev`'s flags and the suite's dev server here, docker-compose's `temporal-setup` in
@@ -12,7 +13,9 @@
 
 from __future__ import annotations
 
+import collections
 import importlib
+import inspect
 import pkgutil
 import re
 from pathlib import Path
@@ -179,6 +182,23 @@ def test_every_activity_a_workflow_calls_is_registered(activity_deps: ActivityDe
         assert definition is not None and definition.name is not None
         registered.add(definition.name)
     assert set(called) - registered == set(), "workflows call activities no worker registers"
+
+
+def test_workflow_modules_keep_no_mutable_state() -> None:
+    # The worker shares our workflow modules between workflow instances instead of re-importing them in each
+    # one's sandbox (worker.py `SANDBOX`): a list, dict or set at module or class level would be state one
+    # workflow could change under another, or under its own replay. Pydantic models copy their defaults.
+    mutable = (list, dict, set, bytearray, collections.deque)
+    found = []
+    for info in pkgutil.walk_packages(workflows.__path__, "workflows."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, mutable) and not name.startswith("__"):
+                found.append(f"{info.name}.{name}")
+            if (inspect.isclass(value) and value.__module__ == info.name and not issubclass(value, BaseModel)):
+                found += [f"{info.name}.{value.__qualname__}.{attr}" for attr, held in vars(value).items()
+                          if isinstance(held, mutable) and not attr.startswith("__")]
+    assert found == [], "make these read-only (a tuple, a frozenset, a MappingProxyType) or per-instance state"
 
 
 def test_a_fixs_own_fields_are_one_list_taken_on_create_stored_and_answered() -> None:

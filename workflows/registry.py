@@ -11,6 +11,6 @@ from workflows.session_document import SessionDocumentWorkflow
 from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
 from workflows.walk_session import WalkSessionWorkflow
 
-ALL_WORKFLOWS: list[type] = [EchoWorkflow, WalkSessionWorkflow, L1IntakeWorkflow, TroubleshootingSessionWorkflow,
-                             FixVerificationWorkflow, SessionDocumentWorkflow, HandoffWorkflow,
-                             PersistFloorWorkflow]
+ALL_WORKFLOWS: tuple[type, ...] = (EchoWorkflow, WalkSessionWorkflow, L1IntakeWorkflow, TroubleshootingSessionWorkflow,
+                                   FixVerificationWorkflow, SessionDocumentWorkflow, HandoffWorkflow,
+                                   PersistFloorWorkflow)

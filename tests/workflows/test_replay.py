@@ -9,6 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from worker import RUNNERS
 from workflows.fix_verification import FixVerificationWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.troubleshooting_session import TroubleshootingSessionWorkflow
@@ -24,10 +25,11 @@ def test_there_are_histories_to_replay() -> None:
     assert len(HISTORIES) >= 6, "run `python -m tests.workflows.record_histories`"
 
 
+@pytest.mark.parametrize("sandbox", sorted(RUNNERS))
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays(path: Path) -> None:
+async def test_history_replays(path: Path, sandbox: str) -> None:
     history = WorkflowHistory.from_json(path.stem, TEXTS[path])
     replayer = Replayer(workflows=[WalkSessionWorkflow, TroubleshootingSessionWorkflow, FixVerificationWorkflow,
                                    HandoffWorkflow],
-                        data_converter=pydantic_data_converter)
+                        data_converter=pydantic_data_converter, workflow_runner=RUNNERS[sandbox])
     await replayer.replay_workflow(history)

@@ -8,7 +8,9 @@ applied_pending (both need notes; both may move on). Sandbox-safe.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, computed_field
@@ -22,9 +24,9 @@ FIX_STATUSES: tuple[str, ...] = get_args(FixStatus)
 TERMINAL_STATUSES = frozenset({"applied_success", "applied_failed", "dismissed"})
 NEEDS_NOTES = frozenset({"applied_partial", "applied_pending"})
 # Which column an outcome's notes go to; the others keep what they had (an audit trail).
-NOTES_COLUMN: dict[str, str] = {
+NOTES_COLUMN: Mapping[str, str] = MappingProxyType({
     "applied_failed": "failure_reason", "applied_partial": "partial_notes", "applied_pending": "pending_reason",
-}
+})
 MAX_NOTES_CHARS = 4_000
 DEFAULT_REMINDERS = (timedelta(hours=2), timedelta(hours=8), timedelta(hours=24))
 DEFAULT_OVERDUE_AFTER = timedelta(days=3)

@@ -8,7 +8,9 @@ Sandbox-safe: pydantic, temporalio and the standard library.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
@@ -18,7 +20,8 @@ from workflows.contracts.common import ActivityRef, persistence
 
 PsaProviderName = Literal["connectwise", "autotask", "halopsa"]
 PSA_PROVIDERS: tuple[str, ...] = get_args(PsaProviderName)
-PROVIDER_LABELS: dict[str, str] = {"connectwise": "ConnectWise", "autotask": "Autotask", "halopsa": "HaloPSA"}
+PROVIDER_LABELS: Mapping[str, str] = MappingProxyType(
+    {"connectwise": "ConnectWise", "autotask": "Autotask", "halopsa": "HaloPSA"})
 WritebackKind = Literal["resolution_note", "escalation_package"]  # the session documents
 NoteVisibility = Literal["description", "internal_analysis", "resolution"]
 StatusChange = Literal["verified", "did_not_verify", "skipped"]
@@ -28,10 +31,10 @@ STATUS_CHANGES: tuple[str, ...] = get_args(StatusChange)
 WRITEBACK_STATES: tuple[str, ...] = get_args(WritebackState)
 
 # The resolution note is for the customer; the escalation package is for the next engineer only.
-NOTE_VISIBILITY: dict[str, NoteVisibility] = {"resolution_note": "resolution",
-                                              "escalation_package": "internal_analysis"}
-TARGET_STATUS_PREFERENCE = {"resolution_note": "cw_resolved_status_id",
-                            "escalation_package": "cw_escalated_status_id"}
+NOTE_VISIBILITY: Mapping[str, NoteVisibility] = MappingProxyType({"resolution_note": "resolution",
+                                                                 "escalation_package": "internal_analysis"})
+TARGET_STATUS_PREFERENCE: Mapping[str, str] = MappingProxyType({"resolution_note": "cw_resolved_status_id",
+                                                                "escalation_package": "cw_escalated_status_id"})
 DEFAULT_STATUS_RECHECK_AFTER = timedelta(minutes=10)
 STATUS_RECHECK_PREFERENCE = "psa_status_recheck_after"
 
