@@ -68,9 +68,9 @@ async def run_worker(settings: Settings) -> None:
     """Connect, serve until a stop signal, then drain in-flight tasks and exit."""
     if not settings.database_url:
         raise SystemExit("DATABASE_URL is not set (use `rflow dev` for the embedded database)")
-    # The sandbox imports each workflow module afresh for every new workflow instance. Without bytecode files
-    # (PYTHONDONTWRITEBYTECODE) each of those imports compiles the module's source again: ~5 % of the worker's
-    # CPU when parked work wakes up. The first sandboxed import writes them; later ones read them.
+    # The strict sandbox imports each workflow module afresh for every new workflow instance. Without bytecode
+    # files (PYTHONDONTWRITEBYTECODE) each of those imports compiles the module's source again: ~5 % of the
+    # worker's CPU when parked work wakes up. The first sandboxed import writes them; later ones read them.
     sys.dont_write_bytecode = False
     runtime = worker_runtime(settings)  # the SDK's Prometheus /metrics; before connecting, as the client runs on it
     tracing = tracer_provider(settings, "resolutionflow-worker")
